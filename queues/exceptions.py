@@ -1,0 +1,152 @@
+"""Every exception the coordinator raises, in one tree.
+
+::
+
+    CoordinatorError
+    ├── ConfigurationError
+    ├── BackendUnavailable                 (wraps redis.ConnectionError)
+    ├── QueueError
+    │   ├── QueueTypeNotFound
+    │   ├── QueueTypeAlreadyRegistered
+    │   └── QueuePaused
+    ├── JobError
+    │   ├── JobValidationError
+    │   │   ├── PayloadTooLarge
+    │   │   └── UnknownJobType
+    │   ├── JobNotFound
+    │   ├── JobFailed
+    │   ├── InvalidJobState
+    │   ├── RetryableJobError              (job code: transient, always retried)
+    │   └── NonRetryableError              (job code: never retried)
+    │       ├── ValidationError
+    │       ├── AuthenticationError
+    │       ├── AuthorizationError
+    │       ├── NotFoundError
+    │       └── BadRequestError
+    └── DeadLetterError
+        └── NotRequeueable
+
+Callers catch ``CoordinatorError`` or a documented subclass. Each class's
+docstring says when it is raised and is its default message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CoordinatorError(Exception):
+    """A Job Queue Coordinator operation failed."""
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.details = details
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigurationError(CoordinatorError):
+    """The coordinator's settings or a job declaration are invalid."""
+
+
+class BackendUnavailable(CoordinatorError):
+    """Redis (the job store and broker) could not be reached."""
+
+
+class QueueError(CoordinatorError):
+    """An operation on a queue type failed."""
+
+
+class QueueTypeNotFound(QueueError):
+    """No queue type is registered under this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Queue type {name!r} is not registered", queue=name)
+
+
+class QueueTypeAlreadyRegistered(QueueError):
+    """A queue type with this name already exists."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Queue type {name!r} is already registered", queue=name)
+
+
+class QueuePaused(QueueError):
+    """The queue is paused and the operation needs it running."""
+
+
+class JobError(CoordinatorError):
+    """An operation on a job failed."""
+
+
+class JobValidationError(JobError):
+    """A job's payload or options are invalid; nothing was recorded or published."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        prefix = f"{field}: " if field else ""
+        super().__init__(f"{prefix}{message}", field=field)
+
+
+class PayloadTooLarge(JobValidationError):
+    """The serialised payload is larger than MAX_JOB_DATA_SIZE."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size, self.limit = size, limit
+        super().__init__(f"payload is {size} bytes, the limit is {limit} bytes", field="data")
+
+
+class UnknownJobType(JobValidationError):
+    """No ``@job`` declares this job name for this queue."""
+
+    def __init__(self, queue: str, name: str) -> None:
+        super().__init__(f"no job named {name!r} is declared for queue {queue!r}", field="name")
+
+
+class JobNotFound(JobError):
+    """No job with this id exists in this queue."""
+
+    def __init__(self, queue: str, job_id: str) -> None:
+        super().__init__(f"Job {job_id!r} not found in queue {queue!r}", queue=queue, job_id=job_id)
+
+
+class JobFailed(JobError):
+    """The job ended failed or cancelled (raised by ``JobHandle.get``)."""
+
+
+class InvalidJobState(JobError):
+    """The job is in a state that does not allow the operation."""
+
+
+class RetryableJobError(JobError):
+    """Raised by job code for a transient failure that should be retried."""
+
+
+class NonRetryableError(JobError):
+    """Raised by job code for a failure that retrying cannot fix; fails the job at once."""
+
+
+class ValidationError(NonRetryableError):
+    """The job's input is invalid."""
+
+
+class AuthenticationError(NonRetryableError):
+    """The job could not authenticate against a dependency."""
+
+
+class AuthorizationError(NonRetryableError):
+    """The job is not allowed to do what it tried."""
+
+
+class NotFoundError(NonRetryableError):
+    """Something the job needs does not exist."""
+
+
+class BadRequestError(NonRetryableError):
+    """A dependency rejected the job's request as malformed."""
+
+
+class DeadLetterError(CoordinatorError):
+    """An operation on a dead letter failed."""
+
+
+class NotRequeueable(DeadLetterError):
+    """The dead letter was already requeued or archived."""

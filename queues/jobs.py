@@ -1,0 +1,109 @@
+"""The job API: declare jobs with ``@job``, enqueue them, read them back.
+
+::
+
+    @job(queue="photo-processing", name="process-photo", schema=PhotoJob, attempts=5)
+    def process_photo(data: PhotoJob, ctx: JobContext) -> dict:
+        ctx.progress(50)
+        ...
+
+    process_photo.delay(photo_id="p1", ...)                       # tracked, like Celery
+    enqueue("photo-processing", "process-photo", {...}, priority=1)
+    enqueue_many("photo-processing", "process-photo", [{...}, {...}])
+    get_job("photo-processing", handle.id).state
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pydantic
+from celery import current_app, shared_task
+
+from queues import options, producer, registry
+from queues.exceptions import ConfigurationError, JobValidationError, UnknownJobType
+from queues.records import JobHandle, JobInfo, get_job
+from queues.task import JobTask
+
+__all__ = ["job", "enqueue", "enqueue_many", "get_job", "JobHandle", "JobInfo", "task_name"]
+
+# Celery options that would retry or delay behind the coordinator's back.
+_FORBIDDEN = {"autoretry_for", "retry_backoff", "retry_kwargs", "max_retries", "default_retry_delay"}
+
+
+def task_name(queue: str, name: str) -> str:
+    """The Celery task name of job ``name`` on ``queue`` (what Flower shows)."""
+    return f"{queue}:{name}"
+
+
+def job(
+    queue: str,
+    name: str | None = None,
+    *,
+    schema: type[pydantic.BaseModel] | None = None,
+    dont_retry: Iterable[type[BaseException]] = (),
+    **opts: Any,
+) -> Callable[[Callable[..., Any]], JobTask]:
+    """Declare a job function ``fn(data, ctx)`` on ``queue``.
+
+    ``opts`` are job-option defaults (``attempts``, ``backoff``, ``priority``,
+    ``remove_on_complete``, ...) or Celery task options (``time_limit``,
+    ``soft_time_limit``, ``acks_late``...).
+
+    Raises:
+        ConfigurationError: for Celery retry options (retries are the
+            coordinator's) or invalid option defaults.
+    """
+    job_keys = set(options.JobOptions.model_fields)
+    forbidden = _FORBIDDEN & set(opts)
+    if forbidden:
+        raise ConfigurationError(f"{sorted(forbidden)}: use attempts= and backoff= instead")
+    defaults = {k: v for k, v in opts.items() if k in job_keys}
+    celery_opts = {k: v for k, v in opts.items() if k not in job_keys}
+
+    def decorate(fn: Callable[..., Any]) -> JobTask:
+        job_name = name or fn.__name__.replace("_", "-")
+        try:
+            parsed = options.parse(defaults, where=f"@job {job_name}")
+        except JobValidationError as exc:
+            raise ConfigurationError(str(exc)) from None
+        return shared_task(  # type: ignore[no-any-return]
+            base=JobTask, name=task_name(queue, job_name), queue=queue, job_queue=queue,
+            job_name=job_name, schema=schema, job_defaults=parsed,
+            dont_retry=tuple(dont_retry), **celery_opts,
+        )(fn)
+
+    return decorate
+
+
+def _task(queue: str, name: str) -> JobTask:
+    task = current_app.tasks.get(task_name(queue, name))
+    if not isinstance(task, JobTask):
+        raise UnknownJobType(queue, name)
+    return task
+
+
+def enqueue(queue: str, name: str, data: Any, **opts: Any) -> JobHandle:
+    """Enqueue one job by queue and job name.
+
+    Raises:
+        QueueTypeNotFound: ``queue`` is not registered.
+        UnknownJobType: no ``@job`` declares ``name`` for ``queue``.
+        JobValidationError / PayloadTooLarge: bad payload or options.
+        BackendUnavailable: Redis is unreachable.
+    """
+    registry.get(queue)
+    submitted = producer.submit(_task(queue, name), [data], opts)[0]
+    return JobHandle(queue, submitted.job_id, created=submitted.created)
+
+
+def enqueue_many(queue: str, name: str, items: Iterable[Any], **opts: Any) -> list[JobHandle]:
+    """Enqueue many jobs of one type in a few round trips (one Lua call per chunk).
+
+    Every payload is validated before anything is written, so a bad item
+    records nothing. Raises what ``enqueue`` raises.
+    """
+    registry.get(queue)
+    submitted = producer.submit(_task(queue, name), list(items), opts)
+    return [JobHandle(queue, s.job_id, created=s.created) for s in submitted]

@@ -1,0 +1,65 @@
+"""Every Redis key name the coordinator uses.
+
+Per-queue keys carry the queue name as a Redis Cluster hash tag (``{queue}``)
+so that one Lua script can touch all of a queue's keys; all keys start with
+``REDIS_KEY_PREFIX``. Celery's broker lists keep kombu's own names (the queue
+name, plus ``<sep><priority>`` for priorities above 0).
+"""
+
+from __future__ import annotations
+
+from queues.conf import settings
+
+STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")
+
+
+def prefix() -> str:
+    return settings.REDIS_KEY_PREFIX
+
+
+def queue_base(queue: str) -> str:
+    """The common start of a queue's keys; Lua scripts derive job keys from it."""
+    return f"{prefix()}{{{queue}}}:"
+
+
+def job(queue: str, job_id: str) -> str:
+    return f"{queue_base(queue)}job:{job_id}"
+
+
+def job_logs(queue: str, job_id: str) -> str:
+    return f"{job(queue, job_id)}:logs"
+
+
+def state_index(queue: str, state: str) -> str:
+    """A sorted set of job ids in ``state`` (score: when they entered it, or due time)."""
+    return f"{queue_base(queue)}{state}"
+
+
+def meta(queue: str) -> str:
+    """A hash of queue-wide flags (``paused``)."""
+    return f"{queue_base(queue)}meta"
+
+
+def stats(queue: str) -> str:
+    """A hash of all-time counters (scheduled, completed, failed, ...)."""
+    return f"{queue_base(queue)}stats"
+
+
+def stats_bucket_prefix(queue: str) -> str:
+    """Per-minute statistics hashes are this prefix plus the minute number."""
+    return f"{queue_base(queue)}stats:m:"
+
+
+def queue_workers(queue: str) -> str:
+    """A sorted set of worker hostnames serving the queue (score: last heartbeat, ms)."""
+    return f"{queue_base(queue)}workers"
+
+
+def worker(hostname: str) -> str:
+    """A hash describing one running ``celery worker``."""
+    return f"{prefix()}worker:{hostname}"
+
+
+def known_queues() -> str:
+    """A set of every queue name a job was ever enqueued to (for sweeps)."""
+    return f"{prefix()}queues"

@@ -1,0 +1,105 @@
+"""The queue-type registry (seed §5.1), kept in SQL because people edit it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+QUEUE_NAME_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+BACKOFF_TYPES = [("fixed", "fixed"), ("exponential", "exponential")]
+
+
+def validate_remove_policy(value: Any) -> None:
+    """``True`` (remove at once), ``False`` (keep all) or a count to keep."""
+    if isinstance(value, bool):
+        return
+    if not isinstance(value, int) or value < 0:
+        raise ValidationError(
+            _("Use true, false or a non-negative number of records to keep (got %(value)r)."),
+            params={"value": value},
+        )
+
+
+def validate_job_types(value: Any) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and re.fullmatch(r"[\w.:-]{1,128}", v) for v in value
+    ):
+        raise ValidationError(_("Job types must be a list of names (letters, digits, . _ : -)."))
+
+
+def keep_100() -> int:
+    return 100
+
+
+def keep_50() -> int:
+    return 50
+
+
+def _ms(**kw: Any) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(**kw)
+
+
+class QueueType(models.Model):
+    """A kind of queue: its defaults for jobs, worker settings, scaling and cleanup."""
+
+    name = models.CharField(
+        max_length=64, unique=True,
+        validators=[RegexValidator(QUEUE_NAME_RE, _("Lower-case letters, digits, '.', '_' and '-'."))],
+    )
+    display_name = models.CharField(max_length=128)
+    description = models.TextField(blank=True)
+    job_types = models.JSONField(default=list, blank=True, validators=[validate_job_types])
+
+    # Default job options (seed defaultJobOptions).
+    default_attempts = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
+    backoff_type = models.CharField(max_length=16, choices=BACKOFF_TYPES, default="exponential")
+    backoff_delay_ms = _ms(default=2000)
+    backoff_max_delay_ms = _ms(default=300000)
+    remove_on_complete = models.JSONField(default=keep_100, validators=[validate_remove_policy])
+    remove_on_fail = models.JSONField(default=keep_50, validators=[validate_remove_policy])
+    default_priority = models.PositiveSmallIntegerField(default=0)
+
+    # Worker settings (seed settings).
+    stalled_interval_ms = _ms(default=30000, validators=[MinValueValidator(1000)])
+    retry_process_delay_ms = _ms(default=5000)
+    max_stalled_count = models.PositiveIntegerField(default=1)
+    concurrency = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+
+    # Scaling (seed scaling); the autoscaling dynamics live in workers.
+    min_workers = models.PositiveIntegerField(default=1)
+    max_workers = models.PositiveIntegerField(default=10)
+    scaling_threshold = models.PositiveIntegerField(default=50)
+
+    # Cleanup policy (seed §3.1 cleanup).
+    cleanup_enabled = models.BooleanField(default=True)
+    completed_job_age_ms = _ms(default=24 * 3600 * 1000)
+    failed_job_age_ms = _ms(default=7 * 24 * 3600 * 1000)
+    cleanup_interval_ms = _ms(default=3600 * 1000, validators=[MinValueValidator(1000)])
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("queue type")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.min_workers > self.max_workers:
+            errors["min_workers"] = _("Minimum workers cannot exceed maximum workers.")
+        if self.default_priority > 9:
+            errors["default_priority"] = _("Priority is 0 (runs first) to 9.")
+        if self.backoff_type not in dict(BACKOFF_TYPES):
+            errors["backoff_type"] = _("Backoff type must be 'fixed' or 'exponential'.")
+        if self.backoff_max_delay_ms < self.backoff_delay_ms and self.backoff_type == "exponential":
+            errors["backoff_max_delay_ms"] = _("Maximum backoff delay is below the base delay.")
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,144 @@
+"""Job options: validation and precedence.
+
+Precedence, highest first: the option given on the call, the job's declared
+default (``@job(attempts=...)``), the queue type's default, the global default
+from the environment (``DEFAULT_JOB_*``). ``backoff`` merges key by key, so a
+call may change only its ``delay``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import pydantic
+
+from queues.conf import settings
+from queues.exceptions import JobValidationError
+
+MAX_PRIORITY = 9  # kombu's Redis transport has exactly ten levels, 0 runs first.
+DEFAULT_MAX_BACKOFF_MS = 300_000  # seed §7.1: exponential backoff caps at 5 minutes.
+
+RemovePolicy = bool | pydantic.NonNegativeInt
+
+
+class Backoff(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["fixed", "exponential"] = "exponential"
+    delay: pydantic.NonNegativeInt = 2000
+    max_delay: pydantic.NonNegativeInt = DEFAULT_MAX_BACKOFF_MS
+
+
+class JobOptions(pydantic.BaseModel):
+    """Options as given at one level; ``None`` means "not set here"."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    priority: int | None = pydantic.Field(None, ge=0, le=MAX_PRIORITY)
+    delay_ms: pydantic.NonNegativeInt | None = None
+    run_at: datetime | None = None
+    attempts: pydantic.PositiveInt | None = None
+    backoff: dict[str, Any] | None = None
+    job_id: str | None = pydantic.Field(None, min_length=1, max_length=256, pattern=r"^\S+$")
+    trace_id: str | None = pydantic.Field(None, min_length=1, max_length=128)
+    client_id: str | None = pydantic.Field(None, min_length=1, max_length=128)
+    remove_on_complete: RemovePolicy | None = None
+    remove_on_fail: RemovePolicy | None = None
+
+
+class ResolvedOptions(pydantic.BaseModel):
+    """Every option decided, after precedence."""
+
+    model_config = pydantic.ConfigDict(frozen=True)
+
+    priority: int
+    delay_ms: int
+    attempts: int
+    backoff: Backoff
+    job_id: str | None
+    trace_id: str | None
+    client_id: str | None
+    remove_on_complete: RemovePolicy
+    remove_on_fail: RemovePolicy
+
+
+def parse(raw: dict[str, Any], *, where: str) -> JobOptions:
+    """Validate one level of options.
+
+    Raises:
+        JobValidationError: naming the first bad option.
+    """
+    try:
+        return JobOptions.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(part) for part in err["loc"]) or "options"
+        raise JobValidationError(f"{err['msg']} ({where})", field=field) from None
+
+
+def global_defaults() -> JobOptions:
+    return JobOptions(
+        priority=settings.DEFAULT_JOB_PRIORITY,
+        attempts=settings.DEFAULT_JOB_ATTEMPTS,
+        backoff={"type": "exponential", "delay": settings.DEFAULT_JOB_BACKOFF_DELAY},
+        remove_on_complete=100,
+        remove_on_fail=50,
+    )
+
+
+def resolve(*levels: JobOptions, now_ms: int) -> ResolvedOptions:
+    """Merge option levels, highest precedence first, into resolved options.
+
+    Raises:
+        JobValidationError: when the merged backoff is invalid or both
+            ``delay_ms`` and ``run_at`` are given.
+    """
+
+    def first(name: str) -> Any:
+        return next((v for lvl in levels if (v := getattr(lvl, name)) is not None), None)
+
+    backoff: dict[str, Any] = {}
+    for level in reversed(levels):
+        backoff.update(level.backoff or {})
+    try:
+        merged_backoff = Backoff.model_validate(backoff)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        field = "backoff." + ".".join(str(part) for part in err["loc"])
+        raise JobValidationError(err["msg"], field=field) from None
+    return ResolvedOptions(
+        priority=first("priority") or 0,
+        delay_ms=_delay_ms(first("delay_ms"), first("run_at"), now_ms),
+        attempts=first("attempts") or 1,
+        backoff=merged_backoff,
+        job_id=first("job_id"),
+        trace_id=first("trace_id"),
+        client_id=first("client_id"),
+        remove_on_complete=_first_policy(levels, "remove_on_complete"),
+        remove_on_fail=_first_policy(levels, "remove_on_fail"),
+    )
+
+
+def _first_policy(levels: tuple[JobOptions, ...], name: str) -> RemovePolicy:
+    # ``False`` is a real choice here (keep everything), so test for None only.
+    return next((v for lvl in levels if (v := getattr(lvl, name)) is not None), False)
+
+
+def _delay_ms(delay_ms: int | None, run_at: datetime | None, now_ms: int) -> int:
+    if delay_ms is not None and run_at is not None:
+        raise JobValidationError("give delay_ms or run_at, not both", field="run_at")
+    if run_at is None:
+        return delay_ms or 0
+    if run_at.tzinfo is None:
+        raise JobValidationError("run_at must be timezone-aware", field="run_at")
+    return max(0, int(run_at.timestamp() * 1000) - now_ms)
+
+
+def keep_count(policy: RemovePolicy) -> int:
+    """The finish script's ``keep``: -1 keeps all, 0 removes at once, N keeps N."""
+    if policy is True:
+        return 0
+    if policy is False:
+        return -1
+    return int(policy)

@@ -1,0 +1,99 @@
+"""The enqueue path: validate, resolve options, build messages, record and publish.
+
+One Lua call records each chunk of jobs and pushes their Celery messages, so a
+job is never recorded without a message (DESIGN §4a). Nothing here touches
+SQL: the queue type comes from the process snapshot in ``queues.registry``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from queues import options, registry, store
+from queues.conf import settings
+from queues.exceptions import JobValidationError, PayloadTooLarge
+from queues.messages import MessageTemplate
+
+if TYPE_CHECKING:
+    from queues.task import JobTask
+
+CHUNK = 500  # jobs per enqueue script call: big enough to amortise, small enough not to stall Redis
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    created: bool
+
+
+def _template(task: JobTask) -> MessageTemplate:
+    # One template per task and process: its "origin" header names the process.
+    cached = task.__dict__.get("_jq_template")
+    if cached is None or cached[0] != os.getpid():
+        cached = (os.getpid(), MessageTemplate(task.app, task, task.job_queue))
+        task.__dict__["_jq_template"] = cached
+    return cached[1]
+
+
+def encode_payload(task: JobTask, data: Any) -> tuple[Any, str]:
+    """The payload (as JSON-ready data, and as JSON) after schema validation and size limit.
+
+    Raises:
+        JobValidationError: the payload fails the job's schema or is not JSON.
+        PayloadTooLarge: the JSON is larger than ``MAX_JOB_DATA_SIZE``.
+    """
+    value = task.validate_payload(data)
+    encoded = json.dumps(value, separators=(",", ":"))
+    size, limit = len(encoded.encode()), settings.MAX_JOB_DATA_SIZE
+    if size > limit:
+        raise PayloadTooLarge(size, limit)
+    return value, encoded
+
+
+def submit(task: JobTask, items: Sequence[Any], call_options: dict[str, Any]) -> list[Submitted]:
+    """Enqueue ``items`` (payloads) as jobs of ``task``; validates everything first.
+
+    Raises:
+        QueueTypeNotFound, JobValidationError, PayloadTooLarge: bad input; nothing
+            was recorded or published.
+        BackendUnavailable: Redis is unreachable.
+    """
+    spec = registry.get(task.job_queue)
+    now = store.now_ms()
+    opts = options.resolve(
+        options.parse(call_options, where="call"), task.job_defaults,
+        spec.default_options, options.global_defaults(), now_ms=now,
+    )
+    if opts.job_id is not None and len(items) > 1:
+        raise JobValidationError("job_id names one job; enqueue_many takes none", field="job_id")
+    payloads = [encode_payload(task, data) for data in items]
+    template = _template(task)
+    jobs = [_new_job(task, spec, opts, template, payload, now) for payload in payloads]
+    created: list[bool] = []
+    for start in range(0, len(jobs), CHUNK):
+        created += store.enqueue(task.job_queue, jobs[start:start + CHUNK], now=now)
+    return [Submitted(job.job_id, flag) for job, flag in zip(jobs, created, strict=True)]
+
+
+def _new_job(task: JobTask, spec: registry.QueueTypeSpec, opts: options.ResolvedOptions,
+             template: MessageTemplate, payload: tuple[Any, str], now: int) -> store.NewJob:
+    job_id = opts.job_id or uuid.uuid4().hex
+    trace_id = opts.trace_id or uuid.uuid4().hex
+    headers = {"job": job_id, "gen": 1, "trace": trace_id}
+    msg = template.build(payload[0], priority=opts.priority, job_headers=headers)
+    record = {
+        "id": job_id, "name": task.job_name, "queue": task.job_queue, "task": task.name,
+        "data": payload[1], "opts": opts.model_dump_json(exclude={"job_id"}),
+        "priority": str(opts.priority), "max_attempts": str(opts.attempts),
+        "trace_id": trace_id, "client_id": opts.client_id or "", "task_id": msg.task_id,
+        "lock_ms": str(spec.stalled_interval_ms), "max_stalled": str(spec.max_stalled_count),
+        "keep_completed": str(options.keep_count(opts.remove_on_complete)),
+        "keep_failed": str(options.keep_count(opts.remove_on_fail)),
+    }
+    due = now + opts.delay_ms if opts.delay_ms else 0
+    return store.NewJob(job_id, due, msg.broker_key, msg.body, record)

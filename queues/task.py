@@ -1,0 +1,185 @@
+"""The Celery task base of every ``@job``: tracked enqueue, claim-on-start, finish.
+
+- ``apply_async`` (and so ``.delay``) goes through ``queues.producer``: the
+  payload is validated, recorded in Redis and published in one Lua call.
+- ``before_start`` claims the job atomically; a message whose job is not
+  claimable (already active or finished, cancelled, superseded) raises
+  ``Ignore``: Celery acks it and records nothing (DESIGN §4a).
+- ``__call__`` runs the job function with its payload and a ``JobContext``,
+  then records the result or the failure through the finish script.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+import uuid
+from typing import Any
+
+import pydantic
+from celery import Task
+from celery.exceptions import Ignore
+
+from queues import producer, store
+from queues.context import JobContext
+from queues.exceptions import JobValidationError
+from queues.options import JobOptions
+from queues.records import JobHandle
+from queues.signals import job_failed
+
+logger = logging.getLogger("queues.jobs")
+
+# Celery's own names for options that map onto the coordinator's.
+_CELERY_OPTION_MAP = {"countdown": "delay_ms", "eta": "run_at", "task_id": "job_id"}
+_IGNORED_CELERY_OPTIONS = {"queue", "routing_key", "exchange", "serializer", "headers"}
+
+
+class JobTask(Task):  # type: ignore[misc]
+    """Base class of the tasks that ``queues.jobs.job`` creates."""
+
+    job_queue: str = ""
+    job_name: str = ""
+    schema: type[pydantic.BaseModel] | None = None
+    job_defaults: JobOptions = JobOptions()
+    dont_retry: tuple[type[BaseException], ...] = ()
+    typing = False
+    ignore_result = True
+
+    # ----- producer side ------------------------------------------------------
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> JobHandle:
+        """Enqueue one tracked job; Celery's ``countdown``/``eta``/``task_id`` are honoured.
+
+        Raises:
+            JobValidationError, PayloadTooLarge, QueueTypeNotFound, BackendUnavailable.
+        """
+        payload = payload_from_call(args or (), kwargs or {})
+        submitted = producer.submit(self, [payload], _coordinator_options(options))[0]
+        return JobHandle(self.job_queue, submitted.job_id, created=submitted.created)
+
+    def validate_payload(self, data: Any) -> Any:
+        """The payload as JSON-ready data, checked against the job's schema.
+
+        Raises:
+            JobValidationError: naming the first invalid field.
+        """
+        if isinstance(data, pydantic.BaseModel):
+            data = data.model_dump(mode="json")
+        if not isinstance(data, dict):
+            raise JobValidationError("payload must be a JSON object (a dict)", field="data")
+        if self.schema is None:
+            _check_json(data, "data")
+            return data
+        try:
+            return self.schema.model_validate(data).model_dump(mode="json")
+        except pydantic.ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(["data", *(str(p) for p in err["loc"])])
+            raise JobValidationError(err["msg"], field=field) from None
+
+    # ----- worker side --------------------------------------------------------
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        req = self.request
+        job_id = getattr(req, "jq_job", None)
+        if job_id is None:
+            self._adopt(task_id, args, kwargs)
+        claimed, detail = store.claim(self.job_queue, job_id, gen=req.jq_gen, token=task_id)
+        if not claimed:
+            logger.info("job %s/%s not claimable (%s): message dropped",
+                        self.job_queue, job_id, detail)
+            raise Ignore()
+        req.jq_token, req.jq_attempt, req.jq_max_attempts = task_id, detail[0], detail[1]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        req = self.request
+        token = getattr(req, "jq_token", None)
+        payload = payload_from_call(args, kwargs)
+        if token is None:  # called directly, in-process: run untracked
+            ctx = JobContext(f"direct-{uuid.uuid4().hex}", self.job_queue, self.job_name,
+                             tracked=False)
+            return self.run(self._as_input(self.validate_payload(payload)), ctx)
+        ctx = JobContext(
+            req.jq_job, self.job_queue, self.job_name, attempt=req.jq_attempt,
+            max_attempts=req.jq_max_attempts, trace_id=getattr(req, "jq_trace", None),
+        )
+        try:
+            result = self.run(self._as_input(payload), ctx)
+            encoded = json.dumps(result)
+        except Exception as exc:
+            self._record_failure(ctx, token, exc)
+            raise
+        if store.finish(self.job_queue, ctx.job_id, token=token, state="completed",
+                        fields={"result": encoded, "progress": "100"}) is None:
+            logger.warning("job %s/%s finished after losing its lock; result not recorded",
+                           self.job_queue, ctx.job_id)
+        return result
+
+    def _as_input(self, payload: Any) -> Any:
+        return self.schema.model_validate(payload) if self.schema is not None else payload
+
+    def _record_failure(self, ctx: JobContext, token: str, exc: Exception) -> None:
+        reason = "non_retryable_error" if is_non_retryable(exc, self.dont_retry) \
+            else "max_attempts_exceeded"
+        fields = {
+            "error": str(exc) or type(exc).__name__, "error_type": type(exc).__name__,
+            "traceback": traceback.format_exc(), "failed_reason": reason,
+        }
+        record = store.finish(self.job_queue, ctx.job_id, token=token, state="failed",
+                              fields=fields)
+        if record is not None:
+            job_failed.send(sender=type(self), queue=self.job_queue, job_id=ctx.job_id,
+                            record=record)
+
+    def _adopt(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """A message sent without the coordinator (``send_task``): record it as a job."""
+        submitted = producer.submit(self, [payload_from_call(args, kwargs)], {"job_id": task_id})
+        logger.info("adopted untracked message %s as job %s/%s", task_id, self.job_queue,
+                    submitted[0].job_id)
+        raise Ignore()
+
+
+def is_non_retryable(exc: BaseException, extra: tuple[type[BaseException], ...]) -> bool:
+    """Seed §7.1: never retry these classes (and subclasses) or the marked messages."""
+    from queues.exceptions import NonRetryableError
+
+    message = str(exc)
+    return isinstance(exc, (NonRetryableError, *extra)) or any(
+        marker in message for marker in ("INVALID_DATA", "PERMISSION_DENIED"))
+
+
+def payload_from_call(args: Any, kwargs: dict[str, Any]) -> Any:
+    """A job takes one payload: a single positional dict/model, or keyword fields.
+
+    Raises:
+        JobValidationError: for any other shape of arguments.
+    """
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    if not args:
+        return dict(kwargs)
+    raise JobValidationError(
+        "pass the payload as one dict (or model) or as keyword arguments", field="data")
+
+
+def _coordinator_options(options: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in _IGNORED_CELERY_OPTIONS or value is None:
+            continue
+        if key == "countdown":
+            value = int(float(value) * 1000)
+        out[_CELERY_OPTION_MAP.get(key, key)] = value
+    return out
+
+
+def _check_json(value: Any, path: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise JobValidationError("keys must be strings", field=path)
+            _check_json(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}.{index}")
+    elif not isinstance(value, (str, int, float, bool, type(None))):
+        raise JobValidationError(f"{type(value).__name__} is not JSON-serialisable", field=path)
