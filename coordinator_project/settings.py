@@ -189,6 +189,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
 }
+CELERY_TASK_ROUTES = ("queues.jobs.route",)
 CELERY_TASK_CREATE_MISSING_QUEUES = True
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # Events cost one publish per job: off unless asked for (the demo and

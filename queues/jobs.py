@@ -69,12 +69,24 @@ def job(
         except JobValidationError as exc:
             raise ConfigurationError(str(exc)) from None
         return shared_task(  # type: ignore[no-any-return]
-            base=JobTask, name=task_name(queue, job_name), queue=queue, job_queue=queue,
+            base=JobTask, name=task_name(queue, job_name), job_queue=queue,
             job_name=job_name, schema=schema, job_defaults=parsed,
             dont_retry=tuple(dont_retry), **celery_opts,
         )(fn)
 
     return decorate
+
+
+def route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
+          **kw: Any) -> dict[str, str] | None:
+    """Celery router (``task_routes``): a job's messages go to its queue type's queue.
+
+    ``.delay()`` pushes to the right list itself; this covers Celery's own
+    publishing paths (``send_task``, ``celery call``).
+    """
+    if isinstance(task, JobTask):
+        return {"queue": task.job_queue}
+    return None
 
 
 def _task(queue: str, name: str) -> JobTask:

@@ -1,0 +1,142 @@
+"""Fixtures: a clean private Redis per test, in-process and subprocess workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from queues import registry, store
+from tests import redis_plugin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> redis_plugin.RedisServer:
+    assert redis_plugin.SERVER is not None
+    return redis_plugin.SERVER
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(redis_server: redis_plugin.RedisServer) -> Iterator[redis.Redis]:
+    """Every test starts and ends with an empty Redis (rq's RQTestCase does the same)."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    registry.invalidate()
+    yield client
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture
+def r(clean_redis: redis.Redis) -> redis.Redis:
+    return clean_redis
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def builtin_queue_types(transactional_db: None) -> None:
+    """Transactional tests truncate tables, data-migration rows included: restore them."""
+    import importlib
+
+    from queues.models import QueueType
+
+    migration = importlib.import_module("queues.migrations.0002_builtin_queue_types")
+    for row in migration.BUILTIN:
+        QueueType.objects.update_or_create(name=row["name"], defaults=row)
+    registry.invalidate()
+
+
+@pytest.fixture
+def inprocess_worker(builtin_queue_types: None) -> Iterator[Callable[..., Any]]:
+    """Start a solo Celery worker in a thread of this process (fast)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from coordinator_project.celery import app
+
+    started: list[Any] = []
+
+    def start(queues: tuple[str, ...] = ("photo-processing",), **kwargs: Any) -> Any:
+        ctx = start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
+                           queues=list(queues), loglevel="WARNING", **kwargs)
+        worker = ctx.__enter__()
+        started.append(ctx)
+        return worker
+
+    yield start
+    for ctx in reversed(started):
+        ctx.__exit__(None, None, None)
+
+
+class WorkerProcess:
+    """A ``celery worker`` subprocess (for tests where the process boundary matters)."""
+
+    def __init__(self, queues: tuple[str, ...], pool: str, concurrency: int,
+                 name: str, env: dict[str, str]) -> None:
+        self.hostname = f"{name}@%h"
+        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"jq-{name}-{os.getpid()}.log"
+        cmd = [sys.executable, "-m", "celery", "-A", "coordinator_project", "worker",
+               "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency), "-n", self.hostname,
+               "--without-gossip", "--without-mingle", "-l", "INFO"]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env},
+                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        wait_for(lambda: b"ready." in self.log.read_bytes() or self.proc.poll() is not None,
+                 timeout)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"worker exited: {self.log.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def worker_process() -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory for subprocess workers; all are stopped after the test."""
+    workers: list[WorkerProcess] = []
+
+    def start(queues: tuple[str, ...] = ("photo-processing",), *, pool: str = "prefork",
+              concurrency: int = 2, name: str | None = None, env: dict[str, str] | None = None,
+              ready: bool = True) -> WorkerProcess:
+        proc = WorkerProcess(queues, pool, concurrency, name or f"w{len(workers)}", env or {})
+        workers.append(proc)
+        if ready:
+            proc.wait_ready()
+        return proc
+
+    yield start
+    for proc in workers:
+        proc.stop()
+
+
+__all__ = ["wait_for", "store"]

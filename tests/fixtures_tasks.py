@@ -1,0 +1,74 @@
+"""Jobs the tests run; importable by subprocess workers (``JOB_MODULES``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from queues import store
+from queues.context import JobContext
+from queues.exceptions import ValidationError
+from queues.jobs import job
+
+QUEUE = "photo-processing"
+
+
+def runs_key(job_id: str) -> str:
+    """Where ``count_runs`` jobs count their executions (to find duplicates)."""
+    return f"test:runs:{job_id}"
+
+
+def _count(ctx: JobContext) -> int:
+    return int(store.client().incr(runs_key(ctx.job_id)))
+
+
+class Echo(BaseModel):
+    value: int
+    note: str = ""
+
+
+@job(QUEUE, "t-echo", schema=Echo)
+def echo(data: Echo, ctx: JobContext) -> dict[str, Any]:
+    _count(ctx)
+    return {"value": data.value, "attempt": ctx.attempt}
+
+
+@job(QUEUE, "t-sleep", attempts=1)
+def sleep_job(data: dict[str, Any], ctx: JobContext) -> int:
+    """Sleeps ``ms`` milliseconds; counts runs; records its start order."""
+    store.client().rpush("test:started", str(data.get("tag", ctx.job_id)))
+    _count(ctx)
+    time.sleep(data.get("ms", 0) / 1000)
+    return int(data.get("ms", 0))
+
+
+@job(QUEUE, "t-report", attempts=1)
+def report(data: dict[str, Any], ctx: JobContext) -> str:
+    for step in (25, 50, 100):
+        ctx.progress(step)
+        ctx.log(f"step {step}", level="debug", step=step)
+    return "reported"
+
+
+@job(QUEUE, "t-boom", attempts=1)
+def boom(data: dict[str, Any], ctx: JobContext) -> None:
+    _count(ctx)
+    raise RuntimeError(data.get("message", "boom"))
+
+
+@job(QUEUE, "t-invalid", attempts=5)
+def invalid(data: dict[str, Any], ctx: JobContext) -> None:
+    _count(ctx)
+    raise ValidationError("bad input in job")
+
+
+@job(QUEUE, "t-defaults", attempts=7, priority=4, backoff={"delay": 10})
+def with_defaults(data: dict[str, Any], ctx: JobContext) -> None:
+    """Declares job-level defaults, for the option-precedence tests."""
+
+
+@job(QUEUE, "t-unserialisable", attempts=1)
+def unserialisable(data: dict[str, Any], ctx: JobContext) -> object:
+    return object()
