@@ -56,3 +56,11 @@ def queue_status(name: str) -> QueueStatus:
 def list_queues() -> list[str]:
     """Names of every registered queue type."""
     return sorted(registry.all_specs())
+
+
+def totals(name: str) -> dict[str, int]:
+    """All-time counters of a queue: scheduled, completed, failed."""
+    with store.backend():
+        raw = store.client().hgetall(keys.stats(name))
+    counters = {k.decode(): int(v) for k, v in raw.items()}
+    return {key: counters.get(key, 0) for key in ("scheduled", "completed", "failed")}

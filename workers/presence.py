@@ -58,3 +58,23 @@ def deregister(hostname: str, queues: tuple[str, ...]) -> None:
         for queue in queues:
             pipe.zrem(keys.queue_workers(queue), hostname)
         pipe.execute()
+
+
+def wait_for_workers(queues: tuple[str, ...], *, timeout: float) -> None:
+    """Block until every queue has a live worker.
+
+    Raises:
+        TimeoutError: some queue had none within ``timeout`` seconds.
+    """
+    import time
+
+    from queues.manager import queue_status
+
+    deadline = time.monotonic() + timeout
+    missing = list(queues)
+    while time.monotonic() < deadline:
+        missing = [q for q in queues if queue_status(q).workers == 0]
+        if not missing:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"no worker came up for {', '.join(missing)} within {timeout:.0f}s")

@@ -1,0 +1,76 @@
+"""docker-compose.yml names real parts of the project (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coordinator_project import settings as project_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+SEED_ENV = {
+    "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "REDIS_KEY_PREFIX",
+    "DEFAULT_JOB_ATTEMPTS", "DEFAULT_JOB_BACKOFF_DELAY", "DEFAULT_JOB_PRIORITY",
+    "DEFAULT_WORKER_CONCURRENCY", "WORKER_STALLED_INTERVAL", "WORKER_RETRY_PROCESS_DELAY",
+    "MAX_JOB_DATA_SIZE", "MAX_JOB_AGE", "ENABLE_RATE_LIMITING", "MAX_JOBS_PER_MINUTE",
+    "ENABLE_METRICS_COLLECTION", "METRICS_COLLECTION_INTERVAL", "ENABLE_HEALTH_CHECKS",
+    "HEALTH_CHECK_INTERVAL", "ENABLE_AUTO_SCALING", "AUTO_SCALING_CHECK_INTERVAL",
+    "SCALING_COOLDOWN_PERIOD",
+}
+
+
+def _command(name: str) -> list[str]:
+    return [str(part) for part in SERVICES[name].get("command", [])]
+
+
+def test_redis_is_redis7_with_aof_and_a_healthcheck() -> None:
+    redis = SERVICES["redis"]
+    assert redis["image"] == "redis:7"
+    assert ["--appendonly", "yes"] == _command("redis")[1:3]
+    assert "--appendfsync" in _command("redis") and "everysec" in _command("redis")
+    assert "redis-cli" in redis["healthcheck"]["test"]
+
+
+def test_one_worker_per_builtin_queue_type_and_exactly_one_beat() -> None:
+    builtin = importlib.import_module("queues.migrations.0002_builtin_queue_types").BUILTIN
+    served = set()
+    for name in SERVICES:
+        cmd = _command(name)
+        if cmd[:4] == ["celery", "-A", "coordinator_project", "worker"]:
+            served.update(cmd[cmd.index("-Q") + 1].split(","))
+    assert served == {row["name"] for row in builtin}
+    beats = [n for n in SERVICES if _command(n)[3:4] == ["beat"]]
+    assert beats == ["beat"]
+    assert SERVICES["beat"].get("deploy", {}).get("replicas", 1) == 1
+
+
+def test_commands_name_real_modules() -> None:
+    for name in SERVICES:
+        cmd = _command(name)
+        if not cmd:
+            assert SERVICES[name]["image"].startswith(("redis:", "postgres:"))
+        elif cmd[0] == "celery":
+            app_module = cmd[cmd.index("-A") + 1]
+            assert hasattr(importlib.import_module(app_module), "celery_app")
+        elif cmd[0] == "gunicorn":
+            module, attr = cmd[1].split(":")
+            assert attr == "application" and Path(ROOT, *module.split(".")).with_suffix(
+                ".py").exists()
+        elif cmd[:2] == ["python", "manage.py"]:
+            assert (ROOT / "manage.py").exists()
+    assert "3000:3000" in SERVICES["web"]["ports"]
+    assert "5555:5555" in SERVICES["flower"]["ports"]
+    assert _command("flower")[3] == "flower"
+
+
+def test_app_services_get_every_seed_env_var() -> None:
+    for name in ("web", "worker-photo-processing", "beat", "flower"):
+        assert SEED_ENV <= set(SERVICES[name]["environment"]), name
+    source = Path(project_settings.__file__).read_text()
+    for var in SEED_ENV:
+        assert f'"{var}"' in source, f"settings.py does not read {var}"
