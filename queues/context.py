@@ -31,6 +31,17 @@ class JobContext:
     client_id: str | None = None
     tracked: bool = True
 
+    @property
+    def cancelled(self) -> bool:
+        """True once ``cancel_job`` was called on this running job.
+
+        Cancellation of a running job is cooperative: the job checks this
+        between steps and returns early; nothing interrupts it.
+        """
+        if not self.tracked:
+            return False
+        return store.fields(self.queue, self.job_id, "cancel_requested")[0] == "1"
+
     def progress(self, percent: int | float) -> None:
         """Record progress, 0 to 100.
 

@@ -16,17 +16,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
 from celery import current_app, shared_task
 
-from queues import options, producer, registry
-from queues.exceptions import ConfigurationError, JobValidationError, UnknownJobType
+from queues import keys, options, producer, registry, store
+from queues.exceptions import (
+    ConfigurationError, InvalidJobState, JobNotFound, JobValidationError, UnknownJobType,
+)
 from queues.records import JobHandle, JobInfo, get_job
 from queues.task import JobTask
 
-__all__ = ["job", "enqueue", "enqueue_many", "get_job", "JobHandle", "JobInfo", "task_name"]
+__all__ = [
+    "job", "enqueue", "enqueue_many", "get_job", "cancel_job", "change_priority",
+    "scheduled_jobs", "ScheduledJob", "JobHandle", "JobInfo", "task_name",
+]
 
 # Celery options that would retry or delay behind the coordinator's back.
 _FORBIDDEN = {"autoretry_for", "retry_backoff", "retry_kwargs", "max_retries", "default_retry_delay"}
@@ -119,3 +126,82 @@ def enqueue_many(queue: str, name: str, items: Iterable[Any], **opts: Any) -> li
     registry.get(queue)
     submitted = producer.submit(_task(queue, name), list(items), opts)
     return [JobHandle(queue, s.job_id, created=s.created) for s in submitted]
+
+
+def cancel_job(queue: str, job_id: str) -> str:
+    """Cancel a job: a waiting or delayed job becomes ``cancelled`` and never runs;
+    an active job is flagged so its code sees ``ctx.cancelled`` (cooperative).
+
+    Returns ``"cancelled"`` or ``"requested"`` (active job).
+
+    Raises:
+        JobNotFound: no such job.
+        InvalidJobState: it already completed, failed or was cancelled.
+    """
+    ok, detail = store.cancel(queue, job_id)
+    if not ok:
+        if detail == "missing":
+            raise JobNotFound(queue, job_id)
+        raise InvalidJobState(f"job {job_id!r} is {detail}; only waiting, delayed or active "
+                              "jobs can be cancelled")
+    return detail
+
+
+def change_priority(queue: str, job_id: str, priority: int) -> None:
+    """Give a waiting or delayed job a new priority (0 runs first, 9 last).
+
+    The job gets a new generation and message; its old message becomes a no-op.
+
+    Raises:
+        JobValidationError: priority outside 0..9.
+        JobNotFound: no such job.
+        InvalidJobState: the job is active, finished or cancelled.
+    """
+    options.parse({"priority": priority}, where="change_priority")
+    for _ in range(5):  # retried only if another change raced this one
+        found = store.read_job(queue, job_id)
+        if found is None:
+            raise JobNotFound(queue, job_id)
+        record = found[0]
+        gen = int(record["gen"])
+        message = producer.rebuild_message(record, gen=gen + 1, priority=priority)
+        ok, reason = store.change_priority(queue, job_id, priority=priority, gen=gen,
+                                           message=message)
+        if ok:
+            return
+        if reason != "superseded":
+            raise InvalidJobState(f"job {job_id!r} is {reason}; only waiting or delayed jobs "
+                                  "can change priority")
+    raise InvalidJobState(f"job {job_id!r} kept changing; try again")
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A delayed job and when it is due (seed ``getScheduledJobs``)."""
+
+    id: str
+    name: str
+    run_at: datetime
+    priority: int
+    attempts: int
+
+
+def scheduled_jobs(queue: str, limit: int = 100) -> list[ScheduledJob]:
+    """Delayed jobs of ``queue``, soonest first.
+
+    Raises:
+        QueueTypeNotFound: ``queue`` is not registered.
+    """
+    registry.get(queue)
+    with store.backend():
+        due = store.client().zrange(keys.state_index(queue, "delayed"), 0, limit - 1,
+                                    withscores=True)
+        pipe = store.client().pipeline(transaction=False)
+        for job_id, _score in due:
+            pipe.hmget(keys.job(queue, job_id.decode()), "name", "priority", "attempts_made")
+        rows = pipe.execute()
+    return [
+        ScheduledJob(job_id.decode(), row[0].decode(), datetime.fromtimestamp(score / 1000, UTC),
+                     int(row[1]), int(row[2]))
+        for (job_id, score), row in zip(due, rows, strict=True) if row[0] is not None
+    ]

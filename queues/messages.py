@@ -42,6 +42,7 @@ class BuiltMessage:
     task_id: str
     broker_key: str
     body: str
+    gen: int = 1
 
 
 class MessageTemplate:
@@ -85,4 +86,5 @@ class MessageTemplate:
                 "delivery_tag": str(uuid.uuid4()),
             },
         }
-        return BuiltMessage(task_id=task_id, broker_key=key, body=json.dumps(envelope))
+        return BuiltMessage(task_id=task_id, broker_key=key, body=json.dumps(envelope),
+                            gen=int(job_headers.get("gen", 1)))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from queues import options, registry, store
 from queues.conf import settings
 from queues.exceptions import JobValidationError, PayloadTooLarge
-from queues.messages import MessageTemplate
+from queues.messages import BuiltMessage, MessageTemplate
 
 if TYPE_CHECKING:
     from queues.task import JobTask
@@ -97,3 +97,31 @@ def _new_job(task: JobTask, spec: registry.QueueTypeSpec, opts: options.Resolved
     }
     due = now + opts.delay_ms if opts.delay_ms else 0
     return store.NewJob(job_id, due, msg.broker_key, msg.body, record)
+
+
+def job_task(task_name: str) -> JobTask:
+    """The declared job task called ``task_name``.
+
+    Raises:
+        UnknownJobType: no ``@job`` of that name is loaded in this process.
+    """
+    from celery import current_app
+
+    from queues.exceptions import UnknownJobType
+    from queues.task import JobTask
+
+    task = current_app.tasks.get(task_name)
+    if not isinstance(task, JobTask):
+        queue, _, name = task_name.partition(":")
+        raise UnknownJobType(queue, name)
+    return task
+
+
+def rebuild_message(record: dict[str, str], *, gen: int, priority: int | None = None) -> BuiltMessage:
+    """A fresh message for an existing job (new generation, maybe a new priority)."""
+    task = job_task(record["task"])
+    return _template(task).build(
+        json.loads(record["data"]),
+        priority=int(record["priority"]) if priority is None else priority,
+        job_headers={"job": record["id"], "gen": gen, "trace": record.get("trace_id", "")},
+    )

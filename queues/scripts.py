@@ -51,17 +51,32 @@ end
 return out
 """
 
-# KEYS: job, waiting, active
-# ARGV: job id, generation, owner token, now
-# The lock lasts the record's lock_ms (the queue type's stalledInterval).
-# Returns {1, attempt, max attempts} when claimed, else {0, reason}.
+# KEYS: job, waiting, active, failed, stats
+# ARGV: job id, generation, owner token, now, max age ms (0: no limit)
+# The lock lasts the record's lock_ms (the queue type's stalledInterval). A job
+# runnable for longer than max age fails as 'expired' instead (DESIGN §8.1).
+# Returns {1, attempt, max attempts} when claimed, {2, record...} when it
+# expired, else {0, reason}.
 CLAIM = """
 local cur = redis.call('HMGET', KEYS[1], 'state', 'gen', 'attempts_made', 'lock_ms',
-                      'max_attempts')
+                      'max_attempts', 'runnable_at')
 if not cur[1] then return {0, 'missing'} end
 if cur[1] ~= 'waiting' then return {0, cur[1]} end
 if cur[2] ~= ARGV[2] then return {0, 'superseded'} end
 local now = tonumber(ARGV[4])
+local max_age = tonumber(ARGV[5])
+if max_age > 0 and now - tonumber(cur[6]) > max_age then
+  redis.call('HSET', KEYS[1], 'state', 'failed', 'failed_reason', 'expired',
+             'error_type', 'JobExpired', 'finished_at', now,
+             'error', 'job was runnable for longer than MAX_JOB_AGE before a worker took it')
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[4], now, ARGV[1])
+  redis.call('HINCRBY', KEYS[5], 'failed', 1)
+  redis.call('HINCRBY', KEYS[5], 'expired', 1)
+  local record = redis.call('HGETALL', KEYS[1])
+  table.insert(record, 1, 2)
+  return record
+end
 local attempt = tonumber(cur[3]) + 1
 redis.call('HSET', KEYS[1], 'state', 'active', 'owner', ARGV[3],
            'processed_at', now, 'attempts_made', attempt)
@@ -81,7 +96,7 @@ return {1, attempt, tonumber(cur[5])}
 # another run): nothing is written then.
 FINISH = """
 local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'processed_at', 'runnable_at',
-                      'keep_' .. ARGV[4])
+                      'keep_' .. ARGV[4], 'attempts_made')
 if cur[1] ~= 'active' or cur[2] ~= ARGV[2] then return 0 end
 local id, now, state, base = ARGV[1], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 if #ARGV > 6 then
@@ -91,6 +106,10 @@ redis.call('HSET', KEYS[1], 'state', state, 'finished_at', now)
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('ZREM', KEYS[3], id)
 redis.call('HINCRBY', KEYS[5], state, 1)
+if tonumber(cur[6]) > 1 then
+  -- feeds the retry success rate: outcomes of jobs that needed a retry
+  redis.call('HINCRBY', KEYS[5], 'retried_' .. state, 1)
+end
 local started = tonumber(cur[3])
 redis.call('HINCRBY', KEYS[6], state, 1)
 redis.call('HINCRBY', KEYS[6], 'proc_ms', now - started)
@@ -113,4 +132,146 @@ if keep > 0 then
   end
 end
 return record
+"""
+
+# KEYS: job, active, delayed, waiting, stats
+# ARGV: job id, owner token, now, due, new generation, broker key, message,
+#       error type, error message
+# A failed attempt that will be retried: back to delayed (or waiting when due
+# now) with a new generation and message; records retry statistics.
+RETRY = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'attempts_made')
+if cur[1] ~= 'active' or cur[2] ~= ARGV[2] then return 0 end
+local id, now, due = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'gen', ARGV[5], 'error_type', ARGV[8], 'error', ARGV[9])
+redis.call('HDEL', KEYS[1], 'owner')
+redis.call('ZREM', KEYS[2], id)
+if due > now then
+  redis.call('HSET', KEYS[1], 'state', 'delayed', 'runnable_at', due,
+             'msg', ARGV[7], 'broker_key', ARGV[6])
+  redis.call('ZADD', KEYS[3], due, id)
+else
+  redis.call('HSET', KEYS[1], 'state', 'waiting', 'runnable_at', now)
+  redis.call('ZADD', KEYS[4], now, id)
+  redis.call('LPUSH', ARGV[6], ARGV[7])
+end
+redis.call('HINCRBY', KEYS[5], 'retries', 1)
+redis.call('HINCRBY', KEYS[5], 'retry_attempt:' .. cur[3], 1)
+redis.call('HINCRBY', KEYS[5], 'retry_error:' .. ARGV[8], 1)
+redis.call('HINCRBY', KEYS[5], 'retry_delay_ms', due - now)
+return 1
+"""
+
+# KEYS: delayed, waiting
+# ARGV: base, now, batch limit
+# Moves due delayed jobs to waiting and pushes their stored messages.
+# Returns {moved, next due time or -1}.
+PROMOTE = """
+local base, now = ARGV[1], tonumber(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do
+  local jkey = base .. 'job:' .. id
+  local rec = redis.call('HMGET', jkey, 'state', 'msg', 'broker_key')
+  redis.call('ZREM', KEYS[1], id)
+  if rec[1] == 'delayed' and rec[2] then
+    redis.call('HSET', jkey, 'state', 'waiting')
+    redis.call('HDEL', jkey, 'msg', 'broker_key')
+    redis.call('ZADD', KEYS[2], now, id)
+    redis.call('LPUSH', rec[3], rec[2])
+  end
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {#due, tonumber(nxt[2]) or -1}
+"""
+
+# KEYS: job, active, waiting, failed, stats
+# ARGV: job id, now, mode ('stalled': the lock expired; 'lost': the owner's
+#       process died), owner token (for 'lost'), expected generation,
+#       new generation, broker key, message
+# Returns {1} when returned to waiting with a fresh message, {2, record...}
+# when it stalled more than max_stalled times and failed, else {0}.
+RECOVER = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'gen', 'stalled_count', 'max_stalled')
+local id, now = ARGV[1], tonumber(ARGV[2])
+if cur[1] ~= 'active' or cur[3] ~= ARGV[5] then return {0} end
+if ARGV[3] == 'lost' and cur[2] ~= ARGV[4] then return {0} end
+if ARGV[3] == 'stalled' then
+  local deadline = redis.call('ZSCORE', KEYS[2], id)
+  if not deadline or tonumber(deadline) > now then return {0} end
+end
+local count = (tonumber(cur[4]) or 0) + 1
+redis.call('HSET', KEYS[1], 'stalled_count', count)
+redis.call('HDEL', KEYS[1], 'owner')
+redis.call('ZREM', KEYS[2], id)
+redis.call('HINCRBY', KEYS[5], 'stalled', 1)
+if count > tonumber(cur[5]) then
+  redis.call('HSET', KEYS[1], 'state', 'failed', 'failed_reason', 'stalled',
+             'error_type', 'JobStalled', 'finished_at', now,
+             'error', 'job stalled more than maxStalledCount times (worker lost)')
+  redis.call('ZADD', KEYS[4], now, id)
+  redis.call('HINCRBY', KEYS[5], 'failed', 1)
+  local record = redis.call('HGETALL', KEYS[1])
+  table.insert(record, 1, 2)
+  return record
+end
+redis.call('HSET', KEYS[1], 'state', 'waiting', 'gen', ARGV[6], 'runnable_at', now)
+redis.call('ZADD', KEYS[3], now, id)
+redis.call('LPUSH', ARGV[7], ARGV[8])
+return {1}
+"""
+
+# KEYS: active
+# ARGV: base, now, then pairs of job id and owner token
+# Renews the locks of the jobs this worker runs right now. Returns how many.
+EXTEND_LOCKS = """
+local base, now, renewed = ARGV[1], tonumber(ARGV[2]), 0
+for i = 3, #ARGV, 2 do
+  local rec = redis.call('HMGET', base .. 'job:' .. ARGV[i], 'owner', 'lock_ms')
+  if rec[1] == ARGV[i + 1] then
+    redis.call('ZADD', KEYS[1], 'XX', now + tonumber(rec[2]), ARGV[i])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
+# KEYS: job, waiting, delayed, cancelled, paused
+# ARGV: job id, now
+# Returns {1, 'cancelled'}, {1, 'requested'} for an active job (cooperative),
+# or {0, state} when there is nothing to cancel.
+CANCEL = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0, 'missing'} end
+if state == 'waiting' or state == 'delayed' or state == 'paused' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2])
+  redis.call('HDEL', KEYS[1], 'msg', 'broker_key')
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+  return {1, 'cancelled'}
+end
+if state == 'active' then
+  redis.call('HSET', KEYS[1], 'cancel_requested', 1)
+  return {1, 'requested'}
+end
+return {0, state}
+"""
+
+# KEYS: job
+# ARGV: job id, priority, expected generation, new generation, broker key, message
+# Supersedes the job's message: the old one becomes a no-op at claim.
+# Returns {1} or {0, reason}.
+CHANGE_PRIORITY = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'gen')
+if not cur[1] then return {0, 'missing'} end
+if cur[1] ~= 'waiting' and cur[1] ~= 'delayed' then return {0, cur[1]} end
+if cur[2] ~= ARGV[3] then return {0, 'superseded'} end
+redis.call('HSET', KEYS[1], 'priority', ARGV[2], 'gen', ARGV[4])
+if cur[1] == 'waiting' then
+  redis.call('LPUSH', ARGV[5], ARGV[6])
+else
+  redis.call('HSET', KEYS[1], 'msg', ARGV[6], 'broker_key', ARGV[5])
+end
+return {1}
 """

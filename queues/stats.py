@@ -55,3 +55,35 @@ def window(queue: str, minutes: int = 5) -> WindowStats:
         rows = pipe.execute()
     totals = [sum(int(row[i] or 0) for row in rows) for i in range(4)]
     return WindowStats(minutes, *totals)
+
+
+@dataclass(frozen=True)
+class RetryStatistics:
+    """Seed §7.1 ``RetryStatistics``, from counters the retry and finish scripts keep."""
+
+    queue_name: str
+    total_retries: int
+    retries_by_attempt: dict[str, int]
+    retries_by_error_type: dict[str, int]
+    average_retry_delay: float  # milliseconds
+    retry_success_rate: float  # of jobs that needed a retry, the share that completed
+
+
+def retry_statistics(queue: str) -> RetryStatistics:
+    """Retry figures of ``queue`` since its counters began."""
+    with store.backend():
+        raw = {k.decode(): int(v) for k, v in store.client().hgetall(keys.stats(queue)).items()}
+
+    def prefixed(prefix: str) -> dict[str, int]:
+        return {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}
+
+    total = raw.get("retries", 0)
+    ok, bad = raw.get("retried_completed", 0), raw.get("retried_failed", 0)
+    return RetryStatistics(
+        queue_name=queue,
+        total_retries=total,
+        retries_by_attempt=prefixed("retry_attempt:"),
+        retries_by_error_type=prefixed("retry_error:"),
+        average_retry_delay=raw.get("retry_delay_ms", 0) / total if total else 0.0,
+        retry_success_rate=ok / (ok + bad) if ok + bad else 0.0,
+    )

@@ -94,20 +94,31 @@ def enqueue(queue: str, jobs: Sequence[NewJob], *, now: int) -> list[bool]:
     return [bool(flag) for flag in flags]
 
 
-def claim(queue: str, job_id: str, *, gen: int, token: str) -> tuple[bool, Any]:
-    """Move a waiting job to active for ``token``.
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of a claim: ``attempt`` when claimed, else ``reason``."""
 
-    Returns (True, (attempt, max_attempts)) or (False, reason).
-    """
+    claimed: bool
+    attempt: int = 0
+    max_attempts: int = 0
+    reason: str = ""
+    expired_record: dict[str, str] | None = None
+
+
+def claim(queue: str, job_id: str, *, gen: int, token: str) -> Claim:
+    """Move a waiting job to active for ``token`` (or fail it as expired)."""
     script_keys = [
         keys.job(queue, job_id), keys.state_index(queue, "waiting"),
-        keys.state_index(queue, "active"),
+        keys.state_index(queue, "active"), keys.state_index(queue, "failed"), keys.stats(queue),
     ]
+    args = [job_id, gen, token, now_ms(), settings.MAX_JOB_AGE]
     with backend():
-        reply = _script("CLAIM")(keys=script_keys, args=[job_id, gen, token, now_ms()])
+        reply = _script("CLAIM")(keys=script_keys, args=args)
     if reply[0] == 1:
-        return True, (int(reply[1]), int(reply[2]))
-    return False, reply[1].decode()
+        return Claim(True, attempt=int(reply[1]), max_attempts=int(reply[2]))
+    if reply[0] == 2:
+        return Claim(False, reason="expired", expired_record=_decode(reply[1:]))
+    return Claim(False, reason=reply[1].decode())
 
 
 def finish(queue: str, job_id: str, *, token: str, state: str,
@@ -128,6 +139,80 @@ def finish(queue: str, job_id: str, *, token: str, state: str,
     with backend():
         reply = _script("FINISH")(keys=script_keys, args=argv)
     return None if reply == 0 else _decode(reply)
+
+
+def retry(queue: str, job_id: str, *, token: str, due: int, message: Any,
+          error: tuple[str, str]) -> bool:
+    """Send an active job back through the delayed set with a new message."""
+    script_keys = [
+        keys.job(queue, job_id), keys.state_index(queue, "active"),
+        keys.state_index(queue, "delayed"), keys.state_index(queue, "waiting"), keys.stats(queue),
+    ]
+    args = [job_id, token, now_ms(), due, message.gen, message.broker_key, message.body, *error]
+    with backend():
+        return bool(_script("RETRY")(keys=script_keys, args=args))
+
+
+def promote(queue: str, *, limit: int = 1000) -> tuple[int, int]:
+    """Move due delayed jobs to waiting: (how many, next due time or -1)."""
+    script_keys = [keys.state_index(queue, "delayed"), keys.state_index(queue, "waiting")]
+    with backend():
+        moved, next_due = _script("PROMOTE")(
+            keys=script_keys, args=[keys.queue_base(queue), now_ms(), limit])
+    return int(moved), int(next_due)
+
+
+def recover(queue: str, job_id: str, *, mode: str, token: str, gen: int,
+            message: Any) -> tuple[int, dict[str, str] | None]:
+    """Return a stalled or orphaned active job to waiting (1), or fail it (2); 0 if not."""
+    script_keys = [
+        keys.job(queue, job_id), keys.state_index(queue, "active"),
+        keys.state_index(queue, "waiting"), keys.state_index(queue, "failed"), keys.stats(queue),
+    ]
+    args = [job_id, now_ms(), mode, token, gen, message.gen, message.broker_key, message.body]
+    with backend():
+        reply = _script("RECOVER")(keys=script_keys, args=args)
+    return int(reply[0]), _decode(reply[1:]) if reply[0] == 2 else None
+
+
+def stalled_candidates(queue: str, *, limit: int = 100) -> list[str]:
+    """Active jobs whose lock deadline has passed."""
+    with backend():
+        ids = client().zrangebyscore(keys.state_index(queue, "active"), "-inf", now_ms(),
+                                     start=0, num=limit)
+    return [job_id.decode() for job_id in ids]
+
+
+def extend_locks(queue: str, owned: Sequence[tuple[str, str]]) -> int:
+    """Renew the locks of (job id, owner token) pairs that are still owned."""
+    args: list[Any] = [keys.queue_base(queue), now_ms()]
+    for job_id, token in owned:
+        args += [job_id, token]
+    with backend():
+        return int(_script("EXTEND_LOCKS")(keys=[keys.state_index(queue, "active")], args=args))
+
+
+def cancel(queue: str, job_id: str) -> tuple[bool, str]:
+    script_keys = [keys.job(queue, job_id)] + [
+        keys.state_index(queue, s) for s in ("waiting", "delayed", "cancelled", "paused")]
+    with backend():
+        ok, detail = _script("CANCEL")(keys=script_keys, args=[job_id, now_ms()])
+    return bool(ok), detail.decode()
+
+
+def change_priority(queue: str, job_id: str, *, priority: int, gen: int,
+                    message: Any) -> tuple[bool, str]:
+    args = [job_id, priority, gen, message.gen, message.broker_key, message.body]
+    with backend():
+        reply = _script("CHANGE_PRIORITY")(keys=[keys.job(queue, job_id)], args=args)
+    return bool(reply[0]), reply[1].decode() if len(reply) > 1 else ""
+
+
+def fields(queue: str, job_id: str, *names: str) -> list[str | None]:
+    """Selected fields of a job record (None where absent)."""
+    with backend():
+        values = client().hmget(keys.job(queue, job_id), names)
+    return [v.decode() if v is not None else None for v in values]
 
 
 def set_progress(queue: str, job_id: str, progress: int) -> None:

@@ -19,12 +19,12 @@ from typing import Any
 
 import pydantic
 from celery import Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Retry
 
-from queues import producer, store
+from queues import producer, retry, store
 from queues.context import JobContext
 from queues.exceptions import JobValidationError
-from queues.options import JobOptions
+from queues.options import Backoff, JobOptions
 from queues.records import JobHandle
 from queues.signals import job_failed
 
@@ -45,6 +45,7 @@ class JobTask(Task):  # type: ignore[misc]
     dont_retry: tuple[type[BaseException], ...] = ()
     typing = False
     ignore_result = True
+    Request = "queues.request:JobRequest"
 
     # ----- producer side ------------------------------------------------------
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> JobHandle:
@@ -83,12 +84,17 @@ class JobTask(Task):  # type: ignore[misc]
         job_id = getattr(req, "jq_job", None)
         if job_id is None:
             self._adopt(task_id, args, kwargs)
-        claimed, detail = store.claim(self.job_queue, job_id, gen=req.jq_gen, token=task_id)
-        if not claimed:
+        claim = store.claim(self.job_queue, job_id, gen=req.jq_gen, token=task_id)
+        if claim.expired_record is not None:
+            logger.warning("job %s/%s expired before it started", self.job_queue, job_id)
+            job_failed.send(sender=type(self), queue=self.job_queue, job_id=job_id,
+                            record=claim.expired_record)
+        if not claim.claimed:
             logger.info("job %s/%s not claimable (%s): message dropped",
-                        self.job_queue, job_id, detail)
+                        self.job_queue, job_id, claim.reason)
             raise Ignore()
-        req.jq_token, req.jq_attempt, req.jq_max_attempts = task_id, detail[0], detail[1]
+        req.jq_token, req.jq_attempt, req.jq_max_attempts = (
+            task_id, claim.attempt, claim.max_attempts)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         req = self.request
@@ -106,7 +112,7 @@ class JobTask(Task):  # type: ignore[misc]
             result = self.run(self._as_input(payload), ctx)
             encoded = json.dumps(result)
         except Exception as exc:
-            self._record_failure(ctx, token, exc)
+            self._attempt_failed(ctx, token, exc)
             raise
         if store.finish(self.job_queue, ctx.job_id, token=token, state="completed",
                         fields={"result": encoded, "progress": "100"}) is None:
@@ -117,9 +123,25 @@ class JobTask(Task):  # type: ignore[misc]
     def _as_input(self, payload: Any) -> Any:
         return self.schema.model_validate(payload) if self.schema is not None else payload
 
+    def _attempt_failed(self, ctx: JobContext, token: str, exc: Exception) -> None:
+        """Retry through the delayed set (raises ``Retry``), or fail for good."""
+        record = dict(zip(("id", "task", "data", "priority", "trace_id", "opts"),
+                          store.fields(self.job_queue, ctx.job_id, "id", "task", "data",
+                                       "priority", "trace_id", "opts"), strict=True))
+        backoff = Backoff.model_validate(json.loads(record["opts"] or "{}").get("backoff", {}))
+        decision = retry.decide(exc, attempt=ctx.attempt, max_attempts=ctx.max_attempts,
+                                backoff=backoff, dont_retry=self.dont_retry)
+        if decision is None:
+            self._record_failure(ctx, token, exc)
+            return
+        message = producer.rebuild_message(record, gen=int(self.request.jq_gen) + 1)
+        if store.retry(self.job_queue, ctx.job_id, token=token,
+                       due=store.now_ms() + decision.delay_ms, message=message,
+                       error=(type(exc).__name__, str(exc) or type(exc).__name__)):
+            raise Retry(exc=exc, when=decision.delay_ms / 1000) from exc
+
     def _record_failure(self, ctx: JobContext, token: str, exc: Exception) -> None:
-        reason = "non_retryable_error" if is_non_retryable(exc, self.dont_retry) \
-            else "max_attempts_exceeded"
+        reason = retry.failure_reason(exc, self.dont_retry)
         fields = {
             "error": str(exc) or type(exc).__name__, "error_type": type(exc).__name__,
             "traceback": traceback.format_exc(), "failed_reason": reason,
@@ -136,15 +158,6 @@ class JobTask(Task):  # type: ignore[misc]
         logger.info("adopted untracked message %s as job %s/%s", task_id, self.job_queue,
                     submitted[0].job_id)
         raise Ignore()
-
-
-def is_non_retryable(exc: BaseException, extra: tuple[type[BaseException], ...]) -> bool:
-    """Seed §7.1: never retry these classes (and subclasses) or the marked messages."""
-    from queues.exceptions import NonRetryableError
-
-    message = str(exc)
-    return isinstance(exc, (NonRetryableError, *extra)) or any(
-        marker in message for marker in ("INVALID_DATA", "PERMISSION_DENIED"))
 
 
 def payload_from_call(args: Any, kwargs: dict[str, Any]) -> Any:

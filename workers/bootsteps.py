@@ -1,10 +1,17 @@
-"""Worker bootsteps: background work inside every ``celery worker`` main process.
+"""Worker bootsteps: the coordinator's duties inside every ``celery worker``.
 
-A ``StartStopStep`` on the *worker* blueprint (it runs once, unlike the
-consumer blueprint, which restarts on every broker reconnect) starts a daemon
-thread with its own Redis client (DESIGN §4a). Today the thread writes the
-worker's presence heartbeat; the delayed-job promoter, the lock heartbeat and
-the stalled-job sweep join it in the same loop.
+A ``StartStopStep`` on the *worker* blueprint (it runs once; the consumer
+blueprint restarts on every broker reconnect) starts one daemon thread in the
+main process (DESIGN §4a). The thread has its own Redis client and runs, each
+at its own cadence, for the queues this worker consumes:
+
+- the delayed-job promoter (due jobs → broker), polled at most every 50 ms;
+- the lock heartbeat for the jobs this process runs right now;
+- the stalled-job sweep (locks that expired: worker or host lost);
+- the worker's presence heartbeat (``workers.presence``).
+
+A thread rather than hub timers: under the solo pool a long job blocks the
+event loop, and the lock heartbeat must keep going.
 """
 
 from __future__ import annotations
@@ -13,25 +20,63 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
 from celery import Celery, bootsteps
 
 logger = logging.getLogger("queues.worker")
+PROMOTE_POLL = 0.05  # seconds: keeps delayed-job lateness well under 100 ms
 
 
-def _resources(proc: psutil.Process) -> tuple[int, float]:
-    """RSS and CPU % of the worker's main process plus its pool children."""
-    procs = [proc, *proc.children(recursive=True)]
-    rss, cpu = 0, 0.0
-    for p in procs:
-        try:
-            rss += p.memory_info().rss
-            cpu += p.cpu_percent(None)
-        except psutil.Error:
-            continue
-    return rss, round(cpu, 1)
+@dataclass
+class Duty:
+    """A periodic job of the thread: ``run`` returns seconds until it wants to run again."""
+
+    name: str
+    run: Callable[[], float]
+    next_at: float = 0.0
+
+
+class _Resources:
+    """RSS and CPU % of the worker's main process plus its pool children.
+
+    psutil measures CPU between two calls on the same object, so the
+    ``Process`` objects are kept from one heartbeat to the next.
+    """
+
+    def __init__(self) -> None:
+        self.main = psutil.Process(os.getpid())
+        self.known: dict[int, psutil.Process] = {}
+
+    def sample(self) -> tuple[int, float]:
+        procs = [self.main, *self.main.children(recursive=True)]
+        self.known = {p.pid: self.known.get(p.pid, p) for p in procs}
+        rss, cpu = 0, 0.0
+        for proc in self.known.values():
+            try:
+                rss += proc.memory_info().rss
+                cpu += proc.cpu_percent(None)
+            except psutil.Error:
+                continue
+        return rss, round(cpu, 1)
+
+
+def _stalled_interval(queues: tuple[str, ...]) -> float:
+    """Seconds: the shortest stalledInterval of the served queue types."""
+    from django.db import DatabaseError
+
+    from queues import registry
+    from queues.conf import settings
+
+    try:
+        specs = registry.all_specs()
+    except DatabaseError:
+        return settings.WORKER_STALLED_INTERVAL / 1000
+    known = [specs[q].stalled_interval_ms for q in queues if q in specs]
+    return min(known or [settings.WORKER_STALLED_INTERVAL]) / 1000
 
 
 class CoordinatorStep(bootsteps.StartStopStep):
@@ -45,11 +90,14 @@ class CoordinatorStep(bootsteps.StartStopStep):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._queues: tuple[str, ...] = ()
+        self._started = 0
 
     def start(self, worker: Any) -> None:
         self._queues = tuple(sorted(q.name for q in worker.app.amqp.queues.consume_from.values()))
         self._started = int(time.time() * 1000)
-        self._thread = threading.Thread(target=self._loop, args=(worker,), name="jq-coordinator",
+        self._resources = _Resources()
+        duties = self._duties(worker)
+        self._thread = threading.Thread(target=self._loop, args=(duties,), name="jq-coordinator",
                                         daemon=True)
         self._thread.start()
 
@@ -60,34 +108,76 @@ class CoordinatorStep(bootsteps.StartStopStep):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+            self._thread = None
         try:
             presence.deregister(worker.hostname, self._queues)
         except BackendUnavailable as exc:  # Redis may already be gone at shutdown
             logger.warning("could not deregister worker %s: %s", worker.hostname, exc)
 
-    def _loop(self, worker: Any) -> None:
-        from queues.conf import settings
+    def terminate(self, worker: Any) -> None:
+        # The default terminate() acts on ``self.obj``, which this step has none of.
+        self.stop(worker)
+
+    def _duties(self, worker: Any) -> list[Duty]:
+        return [
+            Duty("promote", self._promote),
+            Duty("locks", self._renew_locks),
+            Duty("stalled", self._sweep_stalled),
+            Duty("presence", lambda: self._presence(worker)),
+        ]
+
+    def _loop(self, duties: list[Duty]) -> None:
         from queues.exceptions import BackendUnavailable
 
-        proc = psutil.Process(os.getpid())
         while not self._stop.is_set():
-            try:
-                self._beat(worker, proc)
-            except BackendUnavailable as exc:
-                logger.warning("heartbeat skipped: %s", exc)
-            self._stop.wait(settings.WORKER_HEARTBEAT_INTERVAL / 1000)
+            now = time.monotonic()
+            for duty in duties:
+                if duty.next_at <= now:
+                    try:
+                        delay = duty.run()
+                    except BackendUnavailable as exc:
+                        logger.warning("%s skipped: %s", duty.name, exc)
+                        delay = 1.0
+                    duty.next_at = time.monotonic() + delay
+            self._stop.wait(max(0.0, min(d.next_at for d in duties) - time.monotonic()))
 
-    def _beat(self, worker: Any, proc: psutil.Process) -> None:
+    def _promote(self) -> float:
+        from queues import store
+
+        wait = PROMOTE_POLL
+        for queue in self._queues:
+            _moved, next_due = store.promote(queue)
+            if next_due >= 0:
+                wait = min(wait, max(0.0, (next_due - store.now_ms()) / 1000))
+        return wait
+
+    def _renew_locks(self) -> float:
+        from queues import recovery
+        from queues.request import running_jobs
+
+        recovery.extend_locks(running_jobs())
+        return _stalled_interval(self._queues) / 3
+
+    def _sweep_stalled(self) -> float:
+        from queues import recovery
+
+        for queue in self._queues:
+            recovery.recover_stalled(queue)
+        return _stalled_interval(self._queues) / 2
+
+    def _presence(self, worker: Any) -> float:
         from celery.worker import state
 
+        from queues.conf import settings
         from workers import presence
 
-        rss, cpu = _resources(proc)
+        rss, cpu = self._resources.sample()
         presence.heartbeat(presence.Heartbeat(
             hostname=worker.hostname, pid=os.getpid(), queues=self._queues,
             concurrency=worker.concurrency, started_at=self._started,
             active_jobs=len(state.active_requests), rss_bytes=rss, cpu_percent=cpu,
         ))
+        return settings.WORKER_HEARTBEAT_INTERVAL / 1000
 
 
 def install(app: Celery) -> None:

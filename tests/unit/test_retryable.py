@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from queues import exceptions as exc
-from queues.task import is_non_retryable, payload_from_call
+from queues.retry import is_non_retryable
+from queues.task import payload_from_call
 
 
 class MyError(Exception):

@@ -1,0 +1,64 @@
+"""Bringing jobs back when the process that ran them is gone.
+
+- ``recover_lost``: the worker's main process saw its pool child die while
+  running a job (SIGKILL, OOM, hard time limit). Called from ``JobRequest``.
+- ``recover_stalled``: a job's lock expired because its whole worker or host
+  is gone. Any worker serving the queue runs this sweep.
+
+Both give the job a new generation and push a fresh message in one script
+(the old message, when the broker redelivers it, is a no-op), or fail it as
+``stalled`` once it has stalled more than ``maxStalledCount`` times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from queues import producer, store
+from queues.exceptions import UnknownJobType
+from queues.signals import job_failed
+
+logger = logging.getLogger("queues.recovery")
+_RECORD_FIELDS = ("id", "task", "data", "priority", "trace_id", "gen")
+
+
+def _recover(queue: str, job_id: str, *, mode: str, token: str = "") -> int:
+    values = store.fields(queue, job_id, *_RECORD_FIELDS)
+    if values[0] is None:
+        return 0
+    record = {k: v for k, v in zip(_RECORD_FIELDS, values, strict=True) if v is not None}
+    gen = int(record["gen"])
+    try:
+        message = producer.rebuild_message(record, gen=gen + 1)
+    except UnknownJobType:
+        logger.error("cannot recover %s/%s: job type %s is not loaded in this worker",
+                     queue, job_id, record["task"])
+        return 0
+    outcome, failed = store.recover(queue, job_id, mode=mode, token=token, gen=gen,
+                                    message=message)
+    if outcome == 1:
+        logger.warning("job %s/%s %s: returned to waiting", queue, job_id, mode)
+    elif outcome == 2 and failed is not None:
+        logger.error("job %s/%s %s too often: failed", queue, job_id, mode)
+        job_failed.send(sender=None, queue=queue, job_id=job_id, record=failed)
+    return outcome
+
+
+def recover_lost(queue: str, job_id: str, token: str) -> int:
+    """The pool child running ``job_id`` under ``token`` died."""
+    return _recover(queue, job_id, mode="lost", token=token)
+
+
+def recover_stalled(queue: str) -> int:
+    """Recover every job of ``queue`` whose lock expired; returns how many were touched."""
+    return sum(1 for job_id in store.stalled_candidates(queue)
+               if _recover(queue, job_id, mode="stalled"))
+
+
+def extend_locks(running: Iterable[tuple[str, str, str]]) -> int:
+    """Renew the locks of (queue, job id, token) triples this worker runs now."""
+    by_queue: dict[str, list[tuple[str, str]]] = {}
+    for queue, job_id, token in running:
+        by_queue.setdefault(queue, []).append((job_id, token))
+    return sum(store.extend_locks(queue, owned) for queue, owned in by_queue.items())
