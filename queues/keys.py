@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from queues.conf import settings
 
+# kombu's Redis transport keeps reserved-but-unacked messages here (its
+# default key names; the coordinator reads them, never writes them).
+KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED_INDEX = "unacked_index"
+
 STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")
 
 

@@ -56,6 +56,32 @@ def recover_stalled(queue: str) -> int:
                if _recover(queue, job_id, mode="stalled"))
 
 
+def recover_orphaned_messages(queues: Iterable[str], *, older_than_s: float) -> int:
+    """Re-publish waiting jobs whose message a dead worker reserved but never claimed.
+
+    With prefetch off a live worker claims a reserved message within
+    milliseconds; one reserved for longer than ``older_than_s`` belongs to a
+    worker that died (kombu would restore it only after ``visibility_timeout``).
+    A fresh message with a new generation makes the stranded one a no-op.
+    """
+    served, count = set(queues), 0
+    for headers in store.stale_reservations(older_than_s):
+        queue, job_id = headers.get("routing_key"), headers.get("jq_job")
+        if queue not in served or job_id is None:
+            continue
+        values = store.fields(queue, job_id, *_RECORD_FIELDS)
+        if values[0] is None or values[-1] != str(headers.get("jq_gen")):
+            continue
+        record = dict(zip(_RECORD_FIELDS, values, strict=True))
+        gen = int(headers["jq_gen"])
+        if store.republish(queue, job_id, gen=gen,
+                           message=producer.rebuild_message(record, gen=gen + 1)):
+            logger.warning("job %s/%s: message stranded in a dead worker, re-published",
+                           queue, job_id)
+            count += 1
+    return count
+
+
 def extend_locks(running: Iterable[tuple[str, str, str]]) -> int:
     """Renew the locks of (queue, job id, token) triples this worker runs now."""
     by_queue: dict[str, list[tuple[str, str]]] = {}

@@ -275,3 +275,15 @@ else
 end
 return {1}
 """
+
+# KEYS: job
+# ARGV: job id, expected generation, new generation, broker key, message
+# A waiting job whose message sits reserved by a worker that died before
+# claiming it: publish a fresh message (the reserved one becomes a no-op).
+REPUBLISH = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'gen')
+if cur[1] ~= 'waiting' or cur[2] ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'gen', ARGV[3])
+redis.call('LPUSH', ARGV[4], ARGV[5])
+return 1
+"""

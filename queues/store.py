@@ -175,6 +175,33 @@ def recover(queue: str, job_id: str, *, mode: str, token: str, gen: int,
     return int(reply[0]), _decode(reply[1:]) if reply[0] == 2 else None
 
 
+def republish(queue: str, job_id: str, *, gen: int, message: Any) -> bool:
+    """Give a still-waiting job of generation ``gen`` a fresh message."""
+    args = [job_id, gen, message.gen, message.broker_key, message.body]
+    with backend():
+        return bool(_script("REPUBLISH")(keys=[keys.job(queue, job_id)], args=args))
+
+
+def stale_reservations(older_than_s: float, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Messages kombu has handed to a worker more than ``older_than_s`` ago and not acked.
+
+    Reads kombu's own ``unacked`` hash and ``unacked_index`` sorted set; each
+    item is the message's headers plus its routing key.
+    """
+    cli = client()
+    with backend():
+        tags = cli.zrangebyscore(keys.KOMBU_UNACKED_INDEX, "-inf", time.time() - older_than_s,
+                                 start=0, num=limit)
+        raw = cli.hmget(keys.KOMBU_UNACKED, tags) if tags else []
+    found = []
+    for item in raw:
+        if item is None:
+            continue
+        message, _exchange, routing_key = json.loads(item)
+        found.append({**message.get("headers", {}), "routing_key": routing_key})
+    return found
+
+
 def stalled_candidates(queue: str, *, limit: int = 100) -> list[str]:
     """Active jobs whose lock deadline has passed."""
     with backend():

@@ -72,3 +72,46 @@ def with_defaults(data: dict[str, Any], ctx: JobContext) -> None:
 @job(QUEUE, "t-unserialisable", attempts=1)
 def unserialisable(data: dict[str, Any], ctx: JobContext) -> object:
     return object()
+
+
+@job(QUEUE, "t-flaky", attempts=4, backoff={"type": "fixed", "delay": 50})
+def flaky(data: dict[str, Any], ctx: JobContext) -> int:
+    """Fails until its ``succeed_on`` attempt."""
+    _count(ctx)
+    if ctx.attempt < data["succeed_on"]:
+        raise ConnectionError(f"transient failure on attempt {ctx.attempt}")
+    return ctx.attempt
+
+
+class DeclaredFatal(Exception):
+    pass
+
+
+@job(QUEUE, "t-declared-fatal", attempts=5, dont_retry=(DeclaredFatal,))
+def declared_fatal(data: dict[str, Any], ctx: JobContext) -> None:
+    _count(ctx)
+    raise DeclaredFatal("never retry me")
+
+
+@job(QUEUE, "t-cooperative", attempts=1)
+def cooperative(data: dict[str, Any], ctx: JobContext) -> str:
+    """Loops until cancelled (or ``ms`` pass)."""
+    store.client().rpush("test:started", ctx.job_id)
+    deadline = time.monotonic() + data.get("ms", 10000) / 1000
+    while time.monotonic() < deadline:
+        if ctx.cancelled:
+            return "stopped"
+        time.sleep(0.02)
+    return "ran to the end"
+
+
+RESILIENCE = "resilience"  # created by the tests with a short stalledInterval
+
+
+@job(RESILIENCE, "t-work", attempts=3, backoff={"type": "fixed", "delay": 100})
+def work(data: dict[str, Any], ctx: JobContext) -> int:
+    """Sleeps ``ms``; counts every execution to detect duplicates."""
+    store.client().rpush("test:started", ctx.job_id)
+    _count(ctx)
+    time.sleep(data.get("ms", 0) / 1000)
+    return int(data.get("ms", 0))

@@ -161,9 +161,11 @@ class CoordinatorStep(bootsteps.StartStopStep):
     def _sweep_stalled(self) -> float:
         from queues import recovery
 
+        interval = _stalled_interval(self._queues)
         for queue in self._queues:
             recovery.recover_stalled(queue)
-        return _stalled_interval(self._queues) / 2
+        recovery.recover_orphaned_messages(self._queues, older_than_s=interval)
+        return interval / 2
 
     def _presence(self, worker: Any) -> float:
         from celery.worker import state

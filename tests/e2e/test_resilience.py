@@ -1,0 +1,98 @@
+"""Lost children, lost workers, stalled and expired jobs, with real worker processes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psutil
+import pytest
+import redis
+from django.test import override_settings
+
+from queues import keys
+from queues.jobs import enqueue, get_job
+from queues.models import QueueType
+from tests import fixtures_tasks as t
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db
+R = t.RESILIENCE
+FAST = {"WORKER_STALLED_INTERVAL": "2000", "WORKER_HEARTBEAT_INTERVAL": "500"}
+
+
+@pytest.fixture
+def resilience_queue() -> QueueType:
+    """A queue type whose locks expire after 2 s, so lost workers are found quickly."""
+    return QueueType.objects.create(
+        name=R, display_name="Resilience", stalled_interval_ms=2000, max_stalled_count=1,
+        remove_on_complete=False, remove_on_fail=False)
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children()
+
+
+def _runs(r: redis.Redis, job_id: str) -> int:
+    return int(r.get(t.runs_key(job_id)) or 0)
+
+
+def test_killed_pool_child_hands_the_job_back_at_once(
+        r: redis.Redis, resilience_queue: QueueType, worker_process: Any) -> None:
+    worker = worker_process((R,), concurrency=1, env=FAST)
+    handle = enqueue(R, "t-work", {"ms": 1500})
+    wait_for(lambda: _runs(r, handle.id) == 1)
+    [child] = _children(worker.pid)
+    killed_at = time.monotonic()
+    child.kill()
+    wait_for(lambda: _runs(r, handle.id) == 2, timeout=10)
+    # Well before the 2 s lock would expire: the main process recovered it.
+    assert time.monotonic() - killed_at < 1.9
+    info = handle.wait(10)
+    assert info.state == "completed"
+    assert int(r.hget(keys.job(R, handle.id), "stalled_count")) == 1
+
+
+def test_job_of_a_killed_worker_is_recovered_by_another(
+        r: redis.Redis, resilience_queue: QueueType, worker_process: Any) -> None:
+    doomed = worker_process((R,), concurrency=1, name="doomed", env=FAST)
+    handle = enqueue(R, "t-work", {"ms": 3000})
+    queued = enqueue(R, "t-work", {"ms": 10})  # reserved by nobody yet, or stranded
+    wait_for(lambda: _runs(r, handle.id) == 1)
+    for proc in [*_children(doomed.pid), psutil.Process(doomed.pid)]:
+        proc.kill()
+    worker_process((R,), concurrency=1, name="rescuer", env=FAST)
+    assert handle.wait(20).state == "completed"
+    assert queued.wait(20).state == "completed"
+    assert _runs(r, handle.id) == 2 and _runs(r, queued.id) == 1
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_as_stalled(
+        r: redis.Redis, resilience_queue: QueueType, worker_process: Any) -> None:
+    worker = worker_process((R,), concurrency=1, env=FAST)
+    handle = enqueue(R, "t-work", {"ms": 5000})
+    for run in (1, 2):
+        wait_for(lambda run=run: _runs(r, handle.id) == run, timeout=10)
+        [child] = _children(worker.pid)
+        child.kill()
+    info = wait_for(lambda: (i := get_job(R, handle.id)).state == "failed" and i, timeout=10)
+    assert info.failed_reason == "stalled"
+    assert _runs(r, handle.id) == 2  # maxStalledCount 1: one recovery, then failed
+
+
+def test_job_older_than_max_job_age_fails_as_expired(
+        r: redis.Redis, inprocess_worker: Any) -> None:
+    handle = t.echo.delay(value=1)
+    time.sleep(0.3)
+    with override_settings(COORDINATOR_MAX_JOB_AGE=200):
+        inprocess_worker()
+        info = handle.wait(10)
+    assert (info.state, info.failed_reason) == ("failed", "expired")
+    assert r.get(t.runs_key(handle.id)) is None
+
+
+def test_delay_does_not_count_toward_max_job_age(r: redis.Redis, inprocess_worker: Any) -> None:
+    with override_settings(COORDINATOR_MAX_JOB_AGE=300):
+        handle = t.echo.apply_async(({"value": 1},), delay_ms=600)
+        inprocess_worker()
+        assert handle.wait(10).state == "completed"
