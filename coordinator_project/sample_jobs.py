@@ -81,7 +81,7 @@ def _work(ms: float) -> None:
 @job("photo-processing", "process-photo", schema=PhotoProcessingJob)
 def process_photo(data: PhotoProcessingJob, ctx: JobContext) -> dict[str, object]:
     stages = [s.name for s in data.pipeline.stages if s.enabled]
-    for done, stage in enumerate(stages, start=1):
+    for done, _stage in enumerate(stages, start=1):
         _work(40)
         ctx.progress(int(done * 100 / len(stages)))
     ctx.log(f"processed {data.photoId} through {len(stages)} stages")

@@ -25,18 +25,33 @@ from celery import current_app, shared_task
 
 from queues import keys, options, producer, registry, store
 from queues.exceptions import (
-    ConfigurationError, InvalidJobState, JobNotFound, JobValidationError, UnknownJobType,
+    ConfigurationError,
+    InvalidJobState,
+    JobNotFound,
+    JobValidationError,
+    UnknownJobType,
 )
 from queues.records import JobHandle, JobInfo, get_job
 from queues.task import JobTask
 
 __all__ = [
-    "job", "enqueue", "enqueue_many", "get_job", "cancel_job", "change_priority",
-    "scheduled_jobs", "ScheduledJob", "JobHandle", "JobInfo", "task_name",
+    "JobHandle",
+    "JobInfo",
+    "ScheduledJob",
+    "cancel_job",
+    "change_priority",
+    "enqueue",
+    "enqueue_many",
+    "get_job",
+    "job",
+    "scheduled_jobs",
+    "task_name",
 ]
 
 # Celery options that would retry or delay behind the coordinator's back.
-_FORBIDDEN = {"autoretry_for", "retry_backoff", "retry_kwargs", "max_retries", "default_retry_delay"}
+_FORBIDDEN = {
+    "autoretry_for", "retry_backoff", "retry_kwargs", "max_retries", "default_retry_delay",
+}
 
 
 def task_name(queue: str, name: str) -> str:

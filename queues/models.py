@@ -49,7 +49,8 @@ class QueueType(models.Model):
 
     name = models.CharField(
         max_length=64, unique=True,
-        validators=[RegexValidator(QUEUE_NAME_RE, _("Lower-case letters, digits, '.', '_' and '-'."))],
+        validators=[RegexValidator(QUEUE_NAME_RE,
+                                   _("Lower-case letters, digits, '.', '_' and '-'."))],
     )
     display_name = models.CharField(max_length=128)
     description = models.TextField(blank=True)

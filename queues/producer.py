@@ -117,7 +117,8 @@ def job_task(task_name: str) -> JobTask:
     return task
 
 
-def rebuild_message(record: dict[str, str], *, gen: int, priority: int | None = None) -> BuiltMessage:
+def rebuild_message(record: dict[str, str], *, gen: int,
+                    priority: int | None = None) -> BuiltMessage:
     """A fresh message for an existing job (new generation, maybe a new priority)."""
     task = job_task(record["task"])
     return _template(task).build(

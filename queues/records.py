@@ -113,7 +113,8 @@ class JobHandle:
             if info.state in TERMINAL_STATES:
                 return info
             if time.monotonic() > deadline:
-                raise TimeoutError(f"job {self.queue}/{self.id} still {info.state} after {timeout}s")
+                raise TimeoutError(
+                    f"job {self.queue}/{self.id} still {info.state} after {timeout}s")
             time.sleep(interval)
 
     def get(self, timeout: float = 10.0) -> Any:

@@ -139,4 +139,4 @@ def worker_process() -> Iterator[Callable[..., WorkerProcess]]:
         proc.stop()
 
 
-__all__ = ["wait_for", "store"]
+__all__ = ["store", "wait_for"]

@@ -96,3 +96,15 @@ def test_delay_does_not_count_toward_max_job_age(r: redis.Redis, inprocess_worke
         handle = t.echo.apply_async(({"value": 1},), delay_ms=600)
         inprocess_worker()
         assert handle.wait(10).state == "completed"
+
+
+def test_heartbeat_keeps_a_long_job_locked(
+        r: redis.Redis, resilience_queue: QueueType, worker_process: Any) -> None:
+    """A job running 3x its 2 s lock on a live worker is never taken for stalled."""
+    worker_process((R,), concurrency=1, env=FAST)
+    worker_process((R,), concurrency=1, name="sweeper", env=FAST)
+    handle = enqueue(R, "t-work", {"ms": 6000})
+    info = handle.wait(20)
+    assert info.state == "completed"
+    assert _runs(r, handle.id) == 1
+    assert r.hget(keys.job(R, handle.id), "stalled_count") is None

@@ -10,7 +10,10 @@ from django.test import override_settings
 
 from queues import keys
 from queues.exceptions import (
-    JobValidationError, PayloadTooLarge, QueueTypeNotFound, UnknownJobType,
+    JobValidationError,
+    PayloadTooLarge,
+    QueueTypeNotFound,
+    UnknownJobType,
 )
 from queues.jobs import enqueue, enqueue_many, get_job
 from tests import fixtures_tasks as t

@@ -31,7 +31,7 @@ def _command(name: str) -> list[str]:
 def test_redis_is_redis7_with_aof_and_a_healthcheck() -> None:
     redis = SERVICES["redis"]
     assert redis["image"] == "redis:7"
-    assert ["--appendonly", "yes"] == _command("redis")[1:3]
+    assert _command("redis")[1:3] == ["--appendonly", "yes"]
     assert "--appendfsync" in _command("redis") and "everysec" in _command("redis")
     assert "redis-cli" in redis["healthcheck"]["test"]
 
@@ -70,7 +70,7 @@ def test_commands_name_real_modules() -> None:
 
 def test_app_services_get_every_seed_env_var() -> None:
     for name in ("web", "worker-photo-processing", "beat", "flower"):
-        assert SEED_ENV <= set(SERVICES[name]["environment"]), name
+        assert set(SERVICES[name]["environment"]) >= SEED_ENV, name
     source = Path(project_settings.__file__).read_text()
     for var in SEED_ENV:
         assert f'"{var}"' in source, f"settings.py does not read {var}"

@@ -61,7 +61,7 @@ def test_bad_options_name_the_field(raw: dict[str, object], field: str) -> None:
 
 
 def test_bad_backoff_type_is_rejected_after_merge() -> None:
-    with pytest.raises(JobValidationError, match="backoff.type"):
+    with pytest.raises(JobValidationError, match=r"backoff\.type"):
         options.resolve(level(backoff={"type": "linear"}), now_ms=NOW)
 
 
