@@ -22,7 +22,8 @@ class QueueTypeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "stalled_interval_ms", "retry_process_delay_ms", "max_stalled_count", "concurrency")}),
         ("Scaling", {"fields": ("min_workers", "max_workers", "scaling_threshold")}),
         ("Cleanup", {"fields": ("cleanup_enabled", "completed_job_age_ms", "failed_job_age_ms",
-                                "cleanup_interval_ms")}),
+                                "cleanup_interval_ms", "dead_letter_archive_after_days",
+                                "dead_letter_purge_after_days")}),
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 

@@ -11,7 +11,19 @@ from typing import Any
 from django.conf import settings as django_settings
 
 
-class Settings:
+class LazySettings:
+    """Upper-case attributes are defaults; ``<prefix><NAME>`` in Django settings wins."""
+
+    prefix = "COORDINATOR_"
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.isupper():
+            default = super().__getattribute__(name)
+            return getattr(django_settings, f"{self.prefix}{name}", default)
+        return super().__getattribute__(name)
+
+
+class Settings(LazySettings):
     """Defaults of every ``COORDINATOR_<NAME>`` setting, read on access."""
 
     REDIS_URL: str = "redis://localhost:6379/0"
@@ -37,12 +49,6 @@ class Settings:
     WORKER_STALE_AFTER: int = 300000
     REGISTRY_REFRESH_INTERVAL: int = 5000
     JOB_LOG_LIMIT: int = 1000
-
-    def __getattribute__(self, name: str) -> Any:
-        if name.isupper():
-            default = super().__getattribute__(name)
-            return getattr(django_settings, f"COORDINATOR_{name}", default)
-        return super().__getattribute__(name)
 
 
 settings = Settings()

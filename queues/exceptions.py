@@ -24,6 +24,7 @@
     │       ├── NotFoundError
     │       └── BadRequestError
     └── DeadLetterError
+        ├── DeadLetterNotFound
         └── NotRequeueable
 
 Callers catch ``CoordinatorError`` or a documented subclass. Each class's
@@ -146,6 +147,10 @@ class BadRequestError(NonRetryableError):
 
 class DeadLetterError(CoordinatorError):
     """An operation on a dead letter failed."""
+
+
+class DeadLetterNotFound(DeadLetterError):
+    """No dead letter matches."""
 
 
 class NotRequeueable(DeadLetterError):

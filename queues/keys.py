@@ -65,6 +65,20 @@ def worker(hostname: str) -> str:
     return f"{prefix()}worker:{hostname}"
 
 
+def pending_dead_letters() -> str:
+    """A list of terminal failures waiting for the SQL database to come back."""
+    return f"{prefix()}deadletter:pending"
+
+
+def pending_flush_lock() -> str:
+    return f"{prefix()}deadletter:flush-lock"
+
+
+def failure_alert(queue: str, job_name: str) -> str:
+    """Set while a failure-pattern alert for this job type is fresh (one per window)."""
+    return f"{queue_base(queue)}alert:{job_name}"
+
+
 def known_queues() -> str:
     """A set of every queue name a job was ever enqueued to (for sweeps)."""
     return f"{prefix()}queues"

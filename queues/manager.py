@@ -64,3 +64,22 @@ def totals(name: str) -> dict[str, int]:
         raw = store.client().hgetall(keys.stats(name))
     counters = {k.decode(): int(v) for k, v in raw.items()}
     return {key: counters.get(key, 0) for key in ("scheduled", "completed", "failed")}
+
+
+def clean_queue(name: str, *, limit: int = 1000) -> dict[str, int]:
+    """Trim finished records past the queue type's cleanup ages (seed §3.1 cleanup).
+
+    Deletes in batches of ``limit`` until none is left; returns counts per state.
+
+    Raises:
+        QueueTypeNotFound: ``name`` is not registered.
+    """
+    spec = registry.get(name)
+    removed = {"completed": 0, "failed": 0}
+    if not spec.cleanup_enabled:
+        return removed
+    ages = {"completed": spec.completed_job_age_ms, "failed": spec.failed_job_age_ms}
+    for state, age in ages.items():
+        while (n := store.clean(name, state, older_than_ms=age, limit=limit)) > 0:
+            removed[state] += n
+    return removed

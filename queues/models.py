@@ -81,6 +81,11 @@ class QueueType(models.Model):
     completed_job_age_ms = _ms(default=24 * 3600 * 1000)
     failed_job_age_ms = _ms(default=7 * 24 * 3600 * 1000)
     cleanup_interval_ms = _ms(default=3600 * 1000, validators=[MinValueValidator(1000)])
+    # Dead letters (SQL): 0 turns a step off.
+    dead_letter_archive_after_days = models.PositiveIntegerField(
+        default=0, help_text=_("Archive open dead letters older than this many days (0: never)."))
+    dead_letter_purge_after_days = models.PositiveIntegerField(
+        default=90, help_text=_("Delete dead letters older than this many days (0: never)."))
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

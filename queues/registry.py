@@ -36,6 +36,10 @@ class QueueTypeSpec:
     min_workers: int
     max_workers: int
     scaling_threshold: int
+    cleanup_enabled: bool = True
+    completed_job_age_ms: int = 24 * 3600 * 1000
+    failed_job_age_ms: int = 7 * 24 * 3600 * 1000
+    cleanup_interval_ms: int = 3600 * 1000
 
     @classmethod
     def from_model(cls, row: QueueType) -> QueueTypeSpec:
@@ -60,6 +64,10 @@ class QueueTypeSpec:
             min_workers=row.min_workers,
             max_workers=row.max_workers,
             scaling_threshold=row.scaling_threshold,
+            cleanup_enabled=row.cleanup_enabled,
+            completed_job_age_ms=row.completed_job_age_ms,
+            failed_job_age_ms=row.failed_job_age_ms,
+            cleanup_interval_ms=row.cleanup_interval_ms,
         )
 
 

@@ -242,6 +242,13 @@ def fields(queue: str, job_id: str, *names: str) -> list[str | None]:
     return [v.decode() if v is not None else None for v in values]
 
 
+def clean(queue: str, state: str, *, older_than_ms: int, limit: int = 1000) -> int:
+    """Delete up to ``limit`` records of ``state`` finished more than ``older_than_ms`` ago."""
+    args = [keys.queue_base(queue), now_ms() - older_than_ms, limit]
+    with backend():
+        return int(_script("CLEAN")(keys=[keys.state_index(queue, state)], args=args))
+
+
 def set_progress(queue: str, job_id: str, progress: int) -> None:
     with backend():
         client().hset(keys.job(queue, job_id), "progress", progress)

@@ -32,7 +32,9 @@ logger = logging.getLogger("queues.jobs")
 
 # Celery's own names for options that map onto the coordinator's.
 _CELERY_OPTION_MAP = {"countdown": "delay_ms", "eta": "run_at", "task_id": "job_id"}
-_IGNORED_CELERY_OPTIONS = {"queue", "routing_key", "exchange", "serializer", "headers"}
+# Routing and beat bookkeeping: a job's queue is fixed by its declaration, and
+# ``expires`` has the coordinator's MAX_JOB_AGE as its counterpart.
+_IGNORED_CELERY_OPTIONS = {"queue", "routing_key", "exchange", "serializer", "headers", "expires"}
 
 
 class JobTask(Task):  # type: ignore[misc]

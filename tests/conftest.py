@@ -120,15 +120,30 @@ class WorkerProcess:
                 self.proc.wait()
 
 
+def test_database_url() -> str:
+    """The URL of the database this test session uses (the test database)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
 @pytest.fixture
-def worker_process() -> Iterator[Callable[..., WorkerProcess]]:
-    """Factory for subprocess workers; all are stopped after the test."""
+def worker_process(django_db_setup: None,
+                   django_db_blocker: Any) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory for subprocess workers (on the test database); all are stopped after the test."""
     workers: list[WorkerProcess] = []
+    with django_db_blocker.unblock():
+        database_url = test_database_url()
 
     def start(queues: tuple[str, ...] = ("photo-processing",), *, pool: str = "prefork",
               concurrency: int = 2, name: str | None = None, env: dict[str, str] | None = None,
               ready: bool = True) -> WorkerProcess:
-        proc = WorkerProcess(queues, pool, concurrency, name or f"w{len(workers)}", env or {})
+        proc = WorkerProcess(queues, pool, concurrency, name or f"w{len(workers)}",
+                             {"DATABASE_URL": database_url, **(env or {})})
         workers.append(proc)
         if ready:
             proc.wait_ready()

@@ -82,6 +82,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     SERVER = RedisServer()
     SERVER.start()
     os.environ["REDIS_URL"] = SERVER.url
+    # A file, not SQLite's in-memory default, so subprocess workers share the test database.
+    os.environ.setdefault("DATABASE_TEST_NAME", str(SERVER.dir / "test-db.sqlite3"))
     # Jobs used by the tests, importable by subprocess workers too.
     os.environ["JOB_MODULES"] = "coordinator_project.sample_jobs,tests.fixtures_tasks"
 

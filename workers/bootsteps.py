@@ -29,6 +29,7 @@ from celery import Celery, bootsteps
 
 logger = logging.getLogger("queues.worker")
 PROMOTE_POLL = 0.05  # seconds: keeps delayed-job lateness well under 100 ms
+DEAD_LETTER_FLUSH = 5.0  # seconds between retries of dead letters kept during a DB outage
 
 
 @dataclass
@@ -124,9 +125,12 @@ class CoordinatorStep(bootsteps.StartStopStep):
             Duty("locks", self._renew_locks),
             Duty("stalled", self._sweep_stalled),
             Duty("presence", lambda: self._presence(worker)),
+            Duty("dead letters", self._flush_dead_letters),
         ]
 
     def _loop(self, duties: list[Duty]) -> None:
+        from django.db import close_old_connections
+
         from queues.exceptions import BackendUnavailable
 
         while not self._stop.is_set():
@@ -139,6 +143,9 @@ class CoordinatorStep(bootsteps.StartStopStep):
                         logger.warning("%s skipped: %s", duty.name, exc)
                         delay = 1.0
                     duty.next_at = time.monotonic() + delay
+            # Like Celery does around tasks: drop broken or expired connections,
+            # so a database that was down is reached again once it is back.
+            close_old_connections()
             self._stop.wait(max(0.0, min(d.next_at for d in duties) - time.monotonic()))
 
     def _promote(self) -> float:
@@ -166,6 +173,18 @@ class CoordinatorStep(bootsteps.StartStopStep):
             recovery.recover_stalled(queue)
         recovery.recover_orphaned_messages(self._queues, older_than_s=interval)
         return interval / 2
+
+    def _flush_dead_letters(self) -> float:
+        """Write failures kept in Redis while the SQL database was unreachable."""
+        from django.db import DatabaseError
+
+        from deadletter.recording import flush_pending
+
+        try:
+            flush_pending()
+        except DatabaseError as exc:
+            logger.info("dead letters still pending, database unavailable: %s", exc)
+        return DEAD_LETTER_FLUSH
 
     def _presence(self, worker: Any) -> float:
         from celery.worker import state

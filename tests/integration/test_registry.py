@@ -57,7 +57,8 @@ def _form(**overrides: Any) -> dict[str, Any]:
         "retry_process_delay_ms": 5000, "max_stalled_count": 1, "concurrency": 1,
         "min_workers": 1, "max_workers": 3, "scaling_threshold": 10, "cleanup_enabled": "on",
         "completed_job_age_ms": 86400000, "failed_job_age_ms": 604800000,
-        "cleanup_interval_ms": 3600000,
+        "cleanup_interval_ms": 3600000, "dead_letter_archive_after_days": 0,
+        "dead_letter_purge_after_days": 90,
     }
     form.update(overrides)
     return form

@@ -1,0 +1,118 @@
+"""``manage.py jobqueue <verb>``: the coordinator's operations from the shell.
+
+Each verb calls the same service function the admin and the HTTP API use;
+bad input exits non-zero with a sentence.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from deadletter import retention, services
+from deadletter.models import DeadLetter
+from queues.exceptions import CoordinatorError
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``45s``, ``2w``.
+
+    Raises:
+        CommandError: anything else.
+    """
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise CommandError(f"{text!r} is not a duration; use a number and s, m, h, d or w "
+                           "(for example 7d)")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+class Command(BaseCommand):
+    help = "Job queue operations: failed, requeue, purge, dead-letter stats, schedule-maintenance."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        verbs = parser.add_subparsers(dest="verb", required=True, metavar="verb")
+        failed = verbs.add_parser("failed", help="list a queue's dead letters")
+        failed.add_argument("queue")
+        failed.add_argument("--limit", type=int, default=50)
+        failed.add_argument("--status", choices=["open", "requeued", "archived", "all"],
+                            default="open")
+        requeue = verbs.add_parser("requeue", help="requeue dead letters as new jobs")
+        requeue.add_argument("queue")
+        requeue.add_argument("id", nargs="?", help="dead-letter id or job id")
+        requeue.add_argument("--all", action="store_true", help="every open dead letter")
+        requeue.add_argument("--reason", default="", help="kept in the audit log")
+        purge = verbs.add_parser("purge", help="delete dead letters")
+        purge.add_argument("queue")
+        purge.add_argument("--older-than", type=parse_duration, help="e.g. 7d, 12h")
+        purge.add_argument("--all", action="store_true", help="every dead letter of the queue")
+        stats = verbs.add_parser("stats", help="dead-letter statistics of a queue")
+        stats.add_argument("queue")
+        verbs.add_parser("schedule-maintenance", help="create/update the retention beat entries")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        handler = getattr(self, f"do_{opts['verb'].replace('-', '_')}")
+        try:
+            handler(actor=f"cli:{getpass.getuser()}", **opts)
+        except CoordinatorError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def do_failed(self, *, queue: str, limit: int, status: str, **_: Any) -> None:
+        rows = services.failed_jobs(queue, limit, status=None if status == "all" else status)
+        if not rows:
+            self.stdout.write(f"No {'' if status == 'all' else status + ' '}dead letters in {queue}.")
+            return
+        self.stdout.write(f"{'id':>6}  {'job id':34} {'job':22} {'error':20} {'reason':22} "
+                          f"{'tries':>5}  failed at")
+        for row in rows:
+            self.stdout.write(f"{row.pk:>6}  {row.job_id[:34]:34} {row.job_name[:22]:22} "
+                              f"{row.error_type[:20]:20} {row.reason:22} {row.attempts:>5}  "
+                              f"{row.failed_at:%Y-%m-%d %H:%M:%S}")
+
+    def do_requeue(self, *, queue: str, id: str | None, all: bool, reason: str, actor: str,
+                   **_: Any) -> None:
+        if bool(id) == all:
+            raise CommandError("give a dead-letter id or job id, or --all (not both)")
+        if id:
+            row = (services.get_dead_letter(int(id)) if id.isdigit()
+                   else services.latest_for_job(queue, id))
+            if row.queue != queue:
+                raise CommandError(f"dead letter {row.pk} belongs to queue {row.queue!r}")
+            result = services.requeue_dead_letter(row.pk, actor=actor, reason=reason)
+            self.stdout.write(f"requeued dead letter {row.pk} as job {result.job_id}")
+            return
+        ids = list(DeadLetter.objects.in_queue(queue).requeueable().values_list("pk", flat=True))
+        services.failed_jobs(queue, 1)  # refuses an unknown queue before anything is done
+        errors = []
+        for pk in tqdm(ids, desc=f"requeue {queue}", unit="job", file=self.stderr._out):
+            try:
+                services.requeue_dead_letter(pk, actor=actor, reason=reason)
+            except CoordinatorError as exc:
+                errors.append(f"{pk}: {exc}")
+        self.stdout.write(f"requeued {len(ids) - len(errors)} of {len(ids)} dead letters")
+        if errors:
+            raise CommandError("not requeued: " + "; ".join(errors[:10]))
+
+    def do_purge(self, *, queue: str, older_than: timedelta | None, all: bool, actor: str,
+                 **_: Any) -> None:
+        if older_than is None and not all:
+            raise CommandError("give --older-than (e.g. 7d) or --all")
+        deleted = services.purge_dead_letters(queue, older_than=older_than, actor=actor)
+        self.stdout.write(f"purged {deleted} dead letters from {queue}")
+
+    def do_stats(self, *, queue: str, **_: Any) -> None:
+        stats = services.dead_letter_statistics(queue)
+        for field, value in vars(stats).items():
+            self.stdout.write(f"{field:28} {value}")
+
+    def do_schedule_maintenance(self, **_: Any) -> None:
+        created = retention.ensure_schedules()
+        self.stdout.write(f"retention schedules in place ({created} new)")
