@@ -65,6 +65,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "coordinator_project.urls"
+# Admin bulk actions post one field per selected row; the default (1000)
+# would refuse a 1,000-row requeue.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 20000
 WSGI_APPLICATION = "coordinator_project.wsgi.application"
 
 TEMPLATES = [

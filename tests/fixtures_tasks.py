@@ -115,3 +115,10 @@ def work(data: dict[str, Any], ctx: JobContext) -> int:
     _count(ctx)
     time.sleep(data.get("ms", 0) / 1000)
     return int(data.get("ms", 0))
+
+
+@job(QUEUE, "t-always-fails", attempts=1)
+def always_fails(data: dict[str, Any], ctx: JobContext) -> None:
+    """Fails every time with a ``LookupError``; payload is echoed into the dead letter."""
+    _count(ctx)
+    raise LookupError(f"cannot find {data.get('item', 'it')}")
