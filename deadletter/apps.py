@@ -11,8 +11,9 @@ class DeadletterConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from deadletter import recording, retention, tasks  # noqa: F401  (tasks declares a job)
-        from queues.signals import job_failed
+        from deadletter import recording, retention, services, tasks  # noqa: F401  (tasks: a job)
+        from queues.signals import job_failed, management_action
 
         job_failed.connect(recording.record_failure, dispatch_uid="deadletter-record-failure")
+        management_action.connect(services.on_management_action, dispatch_uid="deadletter-audit")
         post_migrate.connect(retention.on_post_migrate, dispatch_uid="deadletter-retention")

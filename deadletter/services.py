@@ -37,6 +37,13 @@ def audit(actor: str, action: str, *, target_type: str, target_id: str = "", que
                                      queue=queue, details=details)
 
 
+def on_management_action(sender: Any, *, actor: str, action: str, target_type: str,
+                         target_id: str, queue: str, details: dict[str, Any],
+                         **_: Any) -> None:
+    """Receiver of ``queues.signals.management_action``: one audit event per action."""
+    audit(actor, action, target_type=target_type, target_id=target_id, queue=queue, **details)
+
+
 def failed_jobs(queue: str, limit: int = 50, *, status: str | None = DeadLetter.Status.OPEN,
                 offset: int = 0) -> list[DeadLetter]:
     """Dead letters of ``queue``, newest first (seed ``getFailedJobs``).

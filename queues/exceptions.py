@@ -8,6 +8,7 @@
     ├── QueueError
     │   ├── QueueTypeNotFound
     │   ├── QueueTypeAlreadyRegistered
+    │   ├── QueueNotEmpty
     │   └── QueuePaused
     ├── JobError
     │   ├── JobValidationError
@@ -68,6 +69,15 @@ class QueueTypeAlreadyRegistered(QueueError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"Queue type {name!r} is already registered", queue=name)
+
+
+class QueueNotEmpty(QueueError):
+    """The queue still has jobs; pass force=True to remove it anyway."""
+
+    def __init__(self, name: str, counts: dict[str, int]) -> None:
+        listed = ", ".join(f"{n} {state}" for state, n in counts.items())
+        super().__init__(f"Queue {name!r} still has jobs ({listed}); use force=True to remove it",
+                         queue=name, counts=counts)
 
 
 class QueuePaused(QueueError):

@@ -6,9 +6,11 @@ Pause, resume, create, destroy and cleanup join this module as they land.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from queues import keys, registry, stats, store
+from queues import keys, producer, registry, signals, stats, store
 from queues.conf import settings
+from queues.exceptions import ConfigurationError, QueueNotEmpty, QueueTypeAlreadyRegistered
 
 # A worker counts as live while its last heartbeat is this many intervals old at most.
 LIVE_HEARTBEATS = 3
@@ -83,3 +85,159 @@ def clean_queue(name: str, *, limit: int = 1000) -> dict[str, int]:
         while (n := store.clean(name, state, older_than_ms=age, limit=limit)) > 0:
             removed[state] += n
     return removed
+
+
+# --- Lifecycle ---------------------------------------------------------------------------
+
+def _broadcast(command: str, **arguments: Any) -> int:
+    """Tell every worker (they act only on queues they were started with); returns replies."""
+    from celery import current_app
+
+    replies = current_app.control.broadcast(command, arguments=arguments, reply=True,
+                                            timeout=0.5)
+    return len(replies or [])
+
+
+def pause_queue(name: str, *, actor: str = "system") -> None:
+    """Stop new jobs of ``name`` from starting, on every worker, until resumed.
+
+    The paused flag is durable: workers check it at start-up, every second,
+    and at claim (a job already fetched is parked, not run). Jobs already
+    running finish.
+
+    Raises:
+        QueueTypeNotFound, BackendUnavailable.
+    """
+    registry.get(name)
+    with store.backend():
+        store.client().hset(keys.meta(name), "paused", "1")
+    workers = _broadcast("jq_sync_consumers", queue=name)
+    signals.announce(actor, "pause", target_type="queue", target_id=name, queue=name,
+                     workers_told=workers)
+
+
+def resume_queue(name: str, *, actor: str = "system") -> int:
+    """Let ``name`` run again and release its parked jobs in their order; returns how many.
+
+    Raises:
+        QueueTypeNotFound, BackendUnavailable.
+    """
+    registry.get(name)
+    released, resumed = 0, False
+    while not resumed:
+        count, resumed = store.release(name, _parked_batch(name))
+        released += count
+    workers = _broadcast("jq_sync_consumers", queue=name)
+    signals.announce(actor, "resume", target_type="queue", target_id=name, queue=name,
+                     workers_told=workers, released=released)
+    return released
+
+
+def _parked_batch(name: str, size: int = 500) -> list[tuple[str, int, Any]]:
+    """The oldest parked jobs, each with a fresh message, newest first (see RELEASE)."""
+    with store.backend():
+        ids = [i.decode() for i in store.client().zrange(
+            keys.state_index(name, "paused"), 0, size - 1)]
+    batch = []
+    for job_id in ids:
+        found = store.read_job(name, job_id)
+        if found is None or found[0].get("state") != "paused":
+            store.client().zrem(keys.state_index(name, "paused"), job_id)
+            continue
+        record, gen = found[0], int(found[0]["gen"])
+        batch.append((job_id, gen, producer.rebuild_message(record, gen=gen + 1)))
+    return batch[::-1]
+
+
+def create_queue(name: str, config: dict[str, Any] | None = None, *,
+                 actor: str = "system") -> registry.QueueTypeSpec:
+    """Register a new queue type at runtime (seed ``QueueConfig`` as model fields).
+
+    Workers started with ``-Q <name>`` serve it without a code change.
+
+    Raises:
+        QueueTypeAlreadyRegistered: the name exists.
+        ConfigurationError: invalid configuration (the message names the fields).
+    """
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+
+    from queues.models import QueueType
+
+    fields = {"display_name": name, **(config or {})}
+    if QueueType.objects.filter(name=name).exists():
+        raise QueueTypeAlreadyRegistered(name)
+    unknown = set(fields) - {f.name for f in QueueType._meta.fields}
+    if unknown:
+        raise ConfigurationError(f"unknown queue type fields: {sorted(unknown)}")
+    row = QueueType(name=name, **fields)
+    try:
+        row.full_clean()
+        with transaction.atomic():
+            row.save()
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+    except IntegrityError:
+        raise QueueTypeAlreadyRegistered(name) from None
+    registry.invalidate()
+    signals.announce(actor, "create_queue", target_type="queue", target_id=name, queue=name,
+                     config=fields)
+    return registry.get(name)
+
+
+def _describe(exc: Any) -> str:
+    return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+
+
+def destroy_queue(name: str, *, force: bool = False, actor: str = "system") -> int:
+    """Remove a queue type: its registry row and every Redis key of the queue.
+
+    Returns how many Redis keys were deleted.
+
+    Raises:
+        QueueTypeNotFound: no such queue type.
+        QueueNotEmpty: jobs are waiting, delayed, paused or active (unless ``force``).
+    """
+    from queues.models import QueueType
+
+    registry.get(name)
+    counts = store_counts(name)
+    busy = {s: counts[s] for s in ("waiting", "delayed", "paused", "active") if counts[s]}
+    if busy and not force:
+        raise QueueNotEmpty(name, busy)
+    deleted = _delete_queue_keys(name)
+    QueueType.objects.filter(name=name).delete()
+    registry.invalidate()
+    signals.announce(actor, "destroy_queue", target_type="queue", target_id=name, queue=name,
+                     forced=force, jobs=busy, redis_keys=deleted)
+    return deleted
+
+
+def store_counts(name: str) -> dict[str, int]:
+    with store.backend():
+        pipe = store.client().pipeline(transaction=False)
+        for state in keys.STATES:
+            pipe.zcard(keys.state_index(name, state))
+        return dict(zip(keys.STATES, pipe.execute(), strict=True))
+
+
+def _delete_queue_keys(name: str) -> int:
+    """Delete the queue's own keys (by hash tag) and its broker lists."""
+    from queues.messages import broker_key
+
+    cli = store.client()
+    from celery import current_app
+
+    broker = [broker_key(current_app, name, p) for p in range(10)]
+    deleted = 0
+    with store.backend():
+        batch = list(broker)
+        for key in cli.scan_iter(match=f"{keys.queue_base(name)}*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                deleted += cli.delete(*batch)
+                batch = []
+        if batch:
+            deleted += cli.delete(*batch)
+        cli.srem(keys.known_queues(), name)
+    return deleted

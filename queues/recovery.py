@@ -69,17 +69,25 @@ def recover_orphaned_messages(queues: Iterable[str], *, older_than_s: float) -> 
         queue, job_id = headers.get("routing_key"), headers.get("jq_job")
         if queue not in served or job_id is None:
             continue
-        values = store.fields(queue, job_id, *_RECORD_FIELDS)
-        if values[0] is None or values[-1] != str(headers.get("jq_gen")):
-            continue
-        record = dict(zip(_RECORD_FIELDS, values, strict=True))
-        gen = int(headers["jq_gen"])
-        if store.republish(queue, job_id, gen=gen,
-                           message=producer.rebuild_message(record, gen=gen + 1)):
+        if hand_over(queue, job_id, gen=int(headers["jq_gen"])):
             logger.warning("job %s/%s: message stranded in a dead worker, re-published",
                            queue, job_id)
             count += 1
     return count
+
+
+def hand_over(queue: str, job_id: str, *, gen: int) -> bool:
+    """Give a still-waiting job of generation ``gen`` a fresh message for another worker.
+
+    Used when a paused worker receives a job, and for messages stranded in a
+    dead worker. False when the job moved on meanwhile.
+    """
+    values = store.fields(queue, job_id, *_RECORD_FIELDS)
+    if values[0] is None or values[-1] != str(gen):
+        return False
+    record = dict(zip(_RECORD_FIELDS, values, strict=True))
+    return store.republish(queue, job_id, gen=gen,
+                           message=producer.rebuild_message(record, gen=gen + 1))
 
 
 def extend_locks(running: Iterable[tuple[str, str, str]]) -> int:

@@ -51,10 +51,12 @@ end
 return out
 """
 
-# KEYS: job, waiting, active, failed, stats
+# KEYS: job, waiting, active, failed, stats, queue meta, paused index, worker
 # ARGV: job id, generation, owner token, now, max age ms (0: no limit)
 # The lock lasts the record's lock_ms (the queue type's stalledInterval). A job
 # runnable for longer than max age fails as 'expired' instead (DESIGN §8.1).
+# On a paused queue the job is parked (state 'paused', kept in order); on a
+# paused worker it is left waiting for the caller to re-publish.
 # Returns {1, attempt, max attempts} when claimed, {2, record...} when it
 # expired, else {0, reason}.
 CLAIM = """
@@ -63,6 +65,13 @@ local cur = redis.call('HMGET', KEYS[1], 'state', 'gen', 'attempts_made', 'lock_
 if not cur[1] then return {0, 'missing'} end
 if cur[1] ~= 'waiting' then return {0, cur[1]} end
 if cur[2] ~= ARGV[2] then return {0, 'superseded'} end
+if redis.call('HGET', KEYS[6], 'paused') == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[7], redis.call('HINCRBY', KEYS[6], 'park_seq', 1), ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'paused')
+  return {0, 'parked'}
+end
+if redis.call('HGET', KEYS[8], 'paused') == '1' then return {0, 'worker-paused'} end
 local now = tonumber(ARGV[4])
 local max_age = tonumber(ARGV[5])
 if max_age > 0 and now - tonumber(cur[6]) > max_age then
@@ -86,7 +95,7 @@ return {1, attempt, tonumber(cur[5])}
 """
 
 # KEYS: job, job logs, active, target index (completed or failed), stats,
-#       this minute's stats bucket
+#       this minute's stats bucket, the worker's hash
 # ARGV: job id, owner token, now, target state, base, bucket ttl ms,
 #       then field/value pairs to store (result, or error details)
 # The record's keep_<state> says what to retain: -1 every finished record,
@@ -115,6 +124,9 @@ redis.call('HINCRBY', KEYS[6], state, 1)
 redis.call('HINCRBY', KEYS[6], 'proc_ms', now - started)
 redis.call('HINCRBY', KEYS[6], 'wait_ms', started - tonumber(cur[4]))
 redis.call('PEXPIRE', KEYS[6], ARGV[6])
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  redis.call('HINCRBY', KEYS[7], state == 'completed' and 'processed' or 'failed', 1)
+end
 local record = redis.call('HGETALL', KEYS[1])
 local keep = tonumber(cur[5]) or -1
 if keep == 0 then
@@ -299,4 +311,33 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
 end
 return #ids
+"""
+
+# KEYS: queue meta, paused index, waiting
+# ARGV: base, now, then per job: id, expected generation, broker key, message
+# Releases parked jobs of a queue being resumed: each gets a new generation
+# and its message is pushed at the consumer end, so parked jobs run next, in
+# order (the caller passes them newest first). The paused flag is cleared in
+# the same script once nothing is parked, so no job can be parked after its
+# release and stay behind. Returns {released, 1 if the queue now runs}.
+RELEASE = """
+local base, released = ARGV[1], 0
+for i = 3, #ARGV, 4 do
+  local id = ARGV[i]
+  local jkey = base .. 'job:' .. id
+  local cur = redis.call('HMGET', jkey, 'state', 'gen')
+  if cur[1] == 'paused' and cur[2] == ARGV[i + 1] then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZADD', KEYS[3], ARGV[2], id)
+    redis.call('HSET', jkey, 'state', 'waiting', 'gen', tonumber(cur[2]) + 1,
+               'runnable_at', ARGV[2])
+    redis.call('RPUSH', ARGV[i + 2], ARGV[i + 3])
+    released = released + 1
+  end
+end
+if redis.call('ZCARD', KEYS[2]) == 0 then
+  redis.call('HDEL', KEYS[1], 'paused')
+  return {released, 1}
+end
+return {released, 0}
 """

@@ -8,3 +8,15 @@ from django.dispatch import Signal
 # (attempts exhausted, non-retryable error, expired, stalled too often).
 # Arguments: queue, job_id, record (the job's final record, a dict of strings).
 job_failed = Signal()
+
+# Sent once by every management service (pause, resume, create, destroy,
+# scale, ...) after it acted. ``deadletter`` records it as an AuditEvent.
+# Arguments: actor, action, target_type, target_id, queue, details (dict).
+management_action = Signal()
+
+
+def announce(actor: str, action: str, *, target_type: str, target_id: str = "",
+             queue: str = "", **details: object) -> None:
+    """Send ``management_action`` for one action a service has just taken."""
+    management_action.send(sender=None, actor=actor, action=action, target_type=target_type,
+                           target_id=target_id, queue=queue, details=details)

@@ -105,11 +105,12 @@ class Claim:
     expired_record: dict[str, str] | None = None
 
 
-def claim(queue: str, job_id: str, *, gen: int, token: str) -> Claim:
+def claim(queue: str, job_id: str, *, gen: int, token: str, worker: str) -> Claim:
     """Move a waiting job to active for ``token`` (or fail it as expired)."""
     script_keys = [
         keys.job(queue, job_id), keys.state_index(queue, "waiting"),
         keys.state_index(queue, "active"), keys.state_index(queue, "failed"), keys.stats(queue),
+        keys.meta(queue), keys.state_index(queue, "paused"), keys.worker(worker),
     ]
     args = [job_id, gen, token, now_ms(), settings.MAX_JOB_AGE]
     with backend():
@@ -121,7 +122,7 @@ def claim(queue: str, job_id: str, *, gen: int, token: str) -> Claim:
     return Claim(False, reason=reply[1].decode())
 
 
-def finish(queue: str, job_id: str, *, token: str, state: str,
+def finish(queue: str, job_id: str, *, token: str, state: str, worker: str,
            fields: dict[str, str]) -> dict[str, str] | None:
     """Move an active job owned by ``token`` to ``state`` (completed or failed).
 
@@ -132,6 +133,7 @@ def finish(queue: str, job_id: str, *, token: str, state: str,
         keys.job(queue, job_id), keys.job_logs(queue, job_id),
         keys.state_index(queue, "active"), keys.state_index(queue, state),
         keys.stats(queue), f"{keys.stats_bucket_prefix(queue)}{now // 60000}",
+        keys.worker(worker),
     ]
     argv: list[Any] = [job_id, token, now, state, keys.queue_base(queue), STATS_BUCKET_TTL_MS]
     for field, value in fields.items():
@@ -151,6 +153,21 @@ def retry(queue: str, job_id: str, *, token: str, due: int, message: Any,
     args = [job_id, token, now_ms(), due, message.gen, message.broker_key, message.body, *error]
     with backend():
         return bool(_script("RETRY")(keys=script_keys, args=args))
+
+
+def release(queue: str, parked: Sequence[tuple[str, int, Any]]) -> tuple[int, bool]:
+    """Re-publish parked (job id, generation, new message) triples of a queue being resumed.
+
+    Returns (released, resumed): the paused flag is cleared once nothing is parked.
+    """
+    args: list[Any] = [keys.queue_base(queue), now_ms()]
+    for job_id, gen, message in parked:
+        args += [job_id, gen, message.broker_key, message.body]
+    script_keys = [keys.meta(queue), keys.state_index(queue, "paused"),
+                   keys.state_index(queue, "waiting")]
+    with backend():
+        released, resumed = _script("RELEASE")(keys=script_keys, args=args)
+    return int(released), bool(resumed)
 
 
 def promote(queue: str, *, limit: int = 1000) -> tuple[int, int]:

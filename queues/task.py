@@ -21,7 +21,7 @@ import pydantic
 from celery import Task
 from celery.exceptions import Ignore, Retry
 
-from queues import producer, retry, store
+from queues import producer, recovery, retry, store
 from queues.context import JobContext
 from queues.exceptions import JobValidationError
 from queues.options import Backoff, JobOptions
@@ -86,11 +86,14 @@ class JobTask(Task):  # type: ignore[misc]
         job_id = getattr(req, "jq_job", None)
         if job_id is None:
             self._adopt(task_id, args, kwargs)
-        claim = store.claim(self.job_queue, job_id, gen=req.jq_gen, token=task_id)
+        claim = store.claim(self.job_queue, job_id, gen=req.jq_gen, token=task_id,
+                            worker=req.hostname or "")
         if claim.expired_record is not None:
             logger.warning("job %s/%s expired before it started", self.job_queue, job_id)
             job_failed.send(sender=type(self), queue=self.job_queue, job_id=job_id,
                             record=claim.expired_record)
+        if claim.reason == "worker-paused":
+            recovery.hand_over(self.job_queue, job_id, gen=int(req.jq_gen))
         if not claim.claimed:
             logger.info("job %s/%s not claimable (%s): message dropped",
                         self.job_queue, job_id, claim.reason)
@@ -117,6 +120,7 @@ class JobTask(Task):  # type: ignore[misc]
             self._attempt_failed(ctx, token, exc)
             raise
         if store.finish(self.job_queue, ctx.job_id, token=token, state="completed",
+                        worker=self.request.hostname or "",
                         fields={"result": encoded, "progress": "100"}) is None:
             logger.warning("job %s/%s finished after losing its lock; result not recorded",
                            self.job_queue, ctx.job_id)
@@ -149,6 +153,7 @@ class JobTask(Task):  # type: ignore[misc]
             "traceback": traceback.format_exc(), "failed_reason": reason,
         }
         record = store.finish(self.job_queue, ctx.job_id, token=token, state="failed",
+                              worker=self.request.hostname or "",
                               fields=fields)
         if record is not None:
             job_failed.send(sender=type(self), queue=self.job_queue, job_id=ctx.job_id,

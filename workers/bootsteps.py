@@ -29,6 +29,7 @@ from celery import Celery, bootsteps
 
 logger = logging.getLogger("queues.worker")
 PROMOTE_POLL = 0.05  # seconds: keeps delayed-job lateness well under 100 ms
+CONSUMER_SYNC = 1.0  # seconds between re-reads of the durable pause flags
 DEAD_LETTER_FLUSH = 5.0  # seconds between retries of dead letters kept during a DB outage
 
 
@@ -95,12 +96,27 @@ class CoordinatorStep(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         self._queues = tuple(sorted(q.name for q in worker.app.amqp.queues.consume_from.values()))
+        worker.jq_configured_queues = self._queues  # read by the jq_sync_consumers command
+        self._skip_paused_queues(worker)
         self._started = int(time.time() * 1000)
         self._resources = _Resources()
         duties = self._duties(worker)
         self._thread = threading.Thread(target=self._loop, args=(duties,), name="jq-coordinator",
                                         daemon=True)
         self._thread.start()
+
+    def _skip_paused_queues(self, worker: Any) -> None:
+        """Start the consumer without paused queues (it starts after this step)."""
+        from queues.exceptions import BackendUnavailable
+        from workers.control import desired_queues
+
+        try:
+            desired = desired_queues(self._queues, worker.hostname)
+        except BackendUnavailable:
+            return  # the first sync, a second from now, will catch up
+        for queue in set(self._queues) - desired:
+            logger.info("queue %s is paused: not consuming it", queue)
+            worker.app.amqp.queues.deselect(queue)
 
     def stop(self, worker: Any) -> None:
         from queues.exceptions import BackendUnavailable
@@ -121,6 +137,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
 
     def _duties(self, worker: Any) -> list[Duty]:
         return [
+            Duty("consumers", lambda: self._sync_consumers(worker)),
             Duty("promote", self._promote),
             Duty("locks", self._renew_locks),
             Duty("stalled", self._sweep_stalled),
@@ -147,6 +164,13 @@ class CoordinatorStep(bootsteps.StartStopStep):
             # so a database that was down is reached again once it is back.
             close_old_connections()
             self._stop.wait(max(0.0, min(d.next_at for d in duties) - time.monotonic()))
+
+    def _sync_consumers(self, worker: Any) -> float:
+        from workers.control import sync_consumers
+
+        if worker.consumer is not None and worker.consumer.task_consumer is not None:
+            sync_consumers(worker.consumer, self._queues, worker.hostname)
+        return CONSUMER_SYNC
 
     def _promote(self) -> float:
         from queues import store
@@ -202,5 +226,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
 
 
 def install(app: Celery) -> None:
-    """Add the coordinator's steps to ``app``'s worker blueprint."""
+    """Add the coordinator's steps and remote-control commands to ``app``'s workers."""
+    import workers.control  # noqa: F401  (registers jq_sync_consumers)
+
     app.steps["worker"].add(CoordinatorStep)
