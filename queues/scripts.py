@@ -6,6 +6,11 @@ the job record *and* push the prebuilt Celery message: a job is never recorded
 without a message, nor published without a record.
 
 All values arrive as strings; times are integer milliseconds since the epoch.
+Besides the state, each script counts what it did in the queue's stats hash,
+per job type as ``<metric>|<job name>`` (and, for processing time, one
+histogram bucket ``duration|<job name>|<upper bound ms>`` per finished job):
+the Prometheus collector reads these, so metrics are cluster-wide and cost
+no extra round trip.
 Job keys are derived inside the scripts from the queue's key base
 (``keys.queue_base``), which carries the queue's hash tag.
 """
@@ -17,15 +22,16 @@ from __future__ import annotations
 # Returns one flag per job: 1 created, 0 the id already existed (nothing written).
 ENQUEUE = """
 local base, now, queue = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local out, created = {}, 0
+local out, created, by_name = {}, 0, {}
 for i = 4, #ARGV, 5 do
   local id, due, bkey, msg = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local jkey = base .. 'job:' .. id
   if redis.call('EXISTS', jkey) == 1 then
     out[#out + 1] = 0
   else
-    local fields = {}
-    for k, v in pairs(cjson.decode(ARGV[i + 4])) do
+    local fields, rec = {}, cjson.decode(ARGV[i + 4])
+    by_name[rec['name']] = (by_name[rec['name']] or 0) + 1
+    for k, v in pairs(rec) do
       fields[#fields + 1] = k
       fields[#fields + 1] = v
     end
@@ -43,6 +49,9 @@ for i = 4, #ARGV, 5 do
     created = created + 1
     out[#out + 1] = 1
   end
+end
+for name, n in pairs(by_name) do
+  redis.call('HINCRBY', KEYS[3], 'scheduled|' .. name, n)
 end
 if created > 0 then
   redis.call('HINCRBY', KEYS[3], 'scheduled', created)
@@ -80,7 +89,9 @@ if max_age > 0 and now - tonumber(cur[6]) > max_age then
              'error', 'job was runnable for longer than MAX_JOB_AGE before a worker took it')
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZADD', KEYS[4], now, ARGV[1])
+  local name = redis.call('HGET', KEYS[1], 'name')
   redis.call('HINCRBY', KEYS[5], 'failed', 1)
+  redis.call('HINCRBY', KEYS[5], 'failed|' .. name, 1)
   redis.call('HINCRBY', KEYS[5], 'expired', 1)
   local record = redis.call('HGETALL', KEYS[1])
   table.insert(record, 1, 2)
@@ -105,7 +116,7 @@ return {1, attempt, tonumber(cur[5])}
 # another run): nothing is written then.
 FINISH = """
 local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'processed_at', 'runnable_at',
-                      'keep_' .. ARGV[4], 'attempts_made')
+                      'keep_' .. ARGV[4], 'attempts_made', 'name')
 if cur[1] ~= 'active' or cur[2] ~= ARGV[2] then return 0 end
 local id, now, state, base = ARGV[1], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 if #ARGV > 6 then
@@ -120,8 +131,17 @@ if tonumber(cur[6]) > 1 then
   redis.call('HINCRBY', KEYS[5], 'retried_' .. state, 1)
 end
 local started = tonumber(cur[3])
+local took = now - started
+redis.call('HINCRBY', KEYS[5], state .. '|' .. cur[7], 1)
+local bound = '+Inf'
+for _, le in ipairs({5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+                     300000}) do
+  if took <= le then bound = tostring(le) break end
+end
+redis.call('HINCRBY', KEYS[5], 'duration|' .. cur[7] .. '|' .. bound, 1)
+redis.call('HINCRBY', KEYS[5], 'duration_sum|' .. cur[7], took)
 redis.call('HINCRBY', KEYS[6], state, 1)
-redis.call('HINCRBY', KEYS[6], 'proc_ms', now - started)
+redis.call('HINCRBY', KEYS[6], 'proc_ms', took)
 redis.call('HINCRBY', KEYS[6], 'wait_ms', started - tonumber(cur[4]))
 redis.call('PEXPIRE', KEYS[6], ARGV[6])
 if redis.call('EXISTS', KEYS[7]) == 1 then
@@ -152,7 +172,7 @@ return record
 # A failed attempt that will be retried: back to delayed (or waiting when due
 # now) with a new generation and message; records retry statistics.
 RETRY = """
-local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'attempts_made')
+local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'attempts_made', 'name')
 if cur[1] ~= 'active' or cur[2] ~= ARGV[2] then return 0 end
 local id, now, due = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'gen', ARGV[5], 'error_type', ARGV[8], 'error', ARGV[9])
@@ -168,6 +188,7 @@ else
   redis.call('LPUSH', ARGV[6], ARGV[7])
 end
 redis.call('HINCRBY', KEYS[5], 'retries', 1)
+redis.call('HINCRBY', KEYS[5], 'retries|' .. cur[4], 1)
 redis.call('HINCRBY', KEYS[5], 'retry_attempt:' .. cur[3], 1)
 redis.call('HINCRBY', KEYS[5], 'retry_error:' .. ARGV[8], 1)
 redis.call('HINCRBY', KEYS[5], 'retry_delay_ms', due - now)
@@ -203,7 +224,8 @@ return {#due, tonumber(nxt[2]) or -1}
 # Returns {1} when returned to waiting with a fresh message, {2, record...}
 # when it stalled more than max_stalled times and failed, else {0}.
 RECOVER = """
-local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'gen', 'stalled_count', 'max_stalled')
+local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'gen', 'stalled_count', 'max_stalled',
+                      'name')
 local id, now = ARGV[1], tonumber(ARGV[2])
 if cur[1] ~= 'active' or cur[3] ~= ARGV[5] then return {0} end
 if ARGV[3] == 'lost' and cur[2] ~= ARGV[4] then return {0} end
@@ -216,12 +238,14 @@ redis.call('HSET', KEYS[1], 'stalled_count', count)
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('ZREM', KEYS[2], id)
 redis.call('HINCRBY', KEYS[5], 'stalled', 1)
+redis.call('HINCRBY', KEYS[5], 'stalled|' .. cur[6], 1)
 if count > tonumber(cur[5]) then
   redis.call('HSET', KEYS[1], 'state', 'failed', 'failed_reason', 'stalled',
              'error_type', 'JobStalled', 'finished_at', now,
              'error', 'job stalled more than maxStalledCount times (worker lost)')
   redis.call('ZADD', KEYS[4], now, id)
   redis.call('HINCRBY', KEYS[5], 'failed', 1)
+  redis.call('HINCRBY', KEYS[5], 'failed|' .. cur[6], 1)
   local record = redis.call('HGETALL', KEYS[1])
   table.insert(record, 1, 2)
   return record
