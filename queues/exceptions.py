@@ -24,6 +24,7 @@
     │       ├── AuthorizationError
     │       ├── NotFoundError
     │       └── BadRequestError
+    ├── WorkerNotFound
     └── DeadLetterError
         ├── DeadLetterNotFound
         └── NotRequeueable
@@ -153,6 +154,13 @@ class NotFoundError(NonRetryableError):
 
 class BadRequestError(NonRetryableError):
     """A dependency rejected the job's request as malformed."""
+
+
+class WorkerNotFound(CoordinatorError):
+    """No worker with this id (hostname) has reported."""
+
+    def __init__(self, worker_id: str) -> None:
+        super().__init__(f"Worker {worker_id!r} not found", worker=worker_id)
 
 
 class DeadLetterError(CoordinatorError):

@@ -60,6 +60,16 @@ def queue_workers(queue: str) -> str:
     return f"{queue_base(queue)}workers"
 
 
+def workers() -> str:
+    """A sorted set of every worker hostname (score: last heartbeat, ms)."""
+    return f"{prefix()}workers"
+
+
+def worker_targets() -> str:
+    """A hash of hostname -> pool size set by scaling (a restarted worker returns to it)."""
+    return f"{prefix()}worker-targets"
+
+
 def worker(hostname: str) -> str:
     """A hash describing one running ``celery worker``."""
     return f"{prefix()}worker:{hostname}"

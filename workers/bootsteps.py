@@ -98,6 +98,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
         self._queues = tuple(sorted(q.name for q in worker.app.amqp.queues.consume_from.values()))
         worker.jq_configured_queues = self._queues  # read by the jq_sync_consumers command
         self._skip_paused_queues(worker)
+        self._restore_pool_size(worker)
         self._started = int(time.time() * 1000)
         self._resources = _Resources()
         duties = self._duties(worker)
@@ -117,6 +118,28 @@ class CoordinatorStep(bootsteps.StartStopStep):
         for queue in set(self._queues) - desired:
             logger.info("queue %s is paused: not consuming it", queue)
             worker.app.amqp.queues.deselect(queue)
+
+    def _restore_pool_size(self, worker: Any) -> None:
+        """Come back at the pool size scaling last set for this worker."""
+        from queues import keys, store
+        from queues.exceptions import BackendUnavailable
+
+        try:
+            with store.backend():
+                wanted = store.client().hget(keys.worker_targets(), worker.hostname)
+        except BackendUnavailable:
+            return
+        delta = int(wanted) - pool_size(worker) if wanted else 0
+        try:
+            if delta > 0:
+                worker.pool.grow(delta)
+            elif delta < 0:
+                worker.pool.shrink(-delta)
+        except (NotImplementedError, ValueError) as exc:  # solo/threads pools cannot resize
+            logger.warning("cannot restore pool size %s: %s", wanted, exc)
+            return
+        if delta:
+            logger.info("pool size restored to %s (set by scaling)", wanted)
 
     def stop(self, worker: Any) -> None:
         from queues.exceptions import BackendUnavailable
@@ -219,10 +242,17 @@ class CoordinatorStep(bootsteps.StartStopStep):
         rss, cpu = self._resources.sample()
         presence.heartbeat(presence.Heartbeat(
             hostname=worker.hostname, pid=os.getpid(), queues=self._queues,
-            concurrency=worker.concurrency, started_at=self._started,
+            concurrency=pool_size(worker), started_at=self._started,
             active_jobs=len(state.active_requests), rss_bytes=rss, cpu_percent=cpu,
+            pool=type(worker.pool).__module__.rsplit(".", 1)[-1],
         ))
         return settings.WORKER_HEARTBEAT_INTERVAL / 1000
+
+
+def pool_size(worker: Any) -> int:
+    """Processes (or threads) the pool runs now; grows and shrinks with scaling."""
+    size = getattr(worker.pool, "num_processes", None)
+    return int(size) if size else int(worker.concurrency)
 
 
 def install(app: Celery) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from queues import keys, store
+from queues import keys, signals, store
 from queues.conf import settings
+from queues.exceptions import WorkerNotFound
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Heartbeat:
     active_jobs: int
     rss_bytes: int
     cpu_percent: float
-    status: str = "active"
+    pool: str = "prefork"
 
 
 def heartbeat(beat: Heartbeat) -> None:
@@ -37,7 +39,7 @@ def heartbeat(beat: Heartbeat) -> None:
         "hostname": beat.hostname, "pid": beat.pid, "queues": json.dumps(beat.queues),
         "concurrency": beat.concurrency, "started_at": beat.started_at,
         "last_heartbeat": now, "active_jobs": beat.active_jobs, "rss_bytes": beat.rss_bytes,
-        "cpu_percent": beat.cpu_percent, "status": beat.status,
+        "cpu_percent": beat.cpu_percent, "pool": beat.pool,
     }
     with store.backend():
         pipe = store.client().pipeline(transaction=False)
@@ -45,6 +47,7 @@ def heartbeat(beat: Heartbeat) -> None:
         # Kept twice the stale threshold, so a silent worker is reported stale
         # for a while before it disappears.
         pipe.pexpire(key, 2 * settings.WORKER_STALE_AFTER)
+        pipe.zadd(keys.workers(), {beat.hostname: now})
         for queue in beat.queues:
             pipe.zadd(keys.queue_workers(queue), {beat.hostname: now})
         pipe.execute()
@@ -55,6 +58,7 @@ def deregister(hostname: str, queues: tuple[str, ...]) -> None:
     with store.backend():
         pipe = store.client().pipeline(transaction=False)
         pipe.delete(keys.worker(hostname))
+        pipe.zrem(keys.workers(), hostname)
         for queue in queues:
             pipe.zrem(keys.queue_workers(queue), hostname)
         pipe.execute()
@@ -78,3 +82,98 @@ def wait_for_workers(queues: tuple[str, ...], *, timeout: float) -> None:
             return
         time.sleep(0.2)
     raise TimeoutError(f"no worker came up for {', '.join(missing)} within {timeout:.0f}s")
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """Seed §3.3 ``WorkerStatus``, plus what the heartbeat carries."""
+
+    id: str
+    queue_names: tuple[str, ...]
+    status: str  # active | paused | stale
+    processed_jobs: int
+    failed_jobs: int
+    uptime: int  # milliseconds
+    last_activity: datetime
+    concurrency: int
+    pool: str
+    pid: int
+    active_jobs: int
+    rss_bytes: int
+    cpu_percent: float
+
+
+def _status(raw: dict[bytes, bytes], now: int) -> WorkerStatus:
+    f = {k.decode(): v.decode() for k, v in raw.items()}
+    last = int(f["last_heartbeat"])
+    state = ("stale" if now - last > settings.WORKER_STALE_AFTER
+             else "paused" if f.get("paused") == "1" else "active")
+    return WorkerStatus(
+        id=f["hostname"], queue_names=tuple(json.loads(f["queues"])), status=state,
+        processed_jobs=int(f.get("processed", 0)), failed_jobs=int(f.get("failed", 0)),
+        uptime=now - int(f["started_at"]), last_activity=datetime.fromtimestamp(last / 1000, UTC),
+        concurrency=int(f["concurrency"]), pool=f.get("pool", ""), pid=int(f["pid"]),
+        active_jobs=int(f["active_jobs"]), rss_bytes=int(f["rss_bytes"]),
+        cpu_percent=float(f["cpu_percent"]),
+    )
+
+
+def list_workers(queue: str | None = None) -> list[WorkerStatus]:
+    """Every worker that reported (stale ones included until their record expires)."""
+    cli = store.client()
+    with store.backend():
+        names = [n.decode() for n in cli.zrange(keys.workers(), 0, -1)]
+        pipe = cli.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(keys.worker(name))
+        rows = pipe.execute()
+    now = store.now_ms()
+    found = [_status(raw, now) for raw in rows if raw]
+    return [w for w in found if queue is None or queue in w.queue_names]
+
+
+def worker_status(worker_id: str) -> WorkerStatus:
+    """One worker's status.
+
+    Raises:
+        WorkerNotFound: it never reported, shut down cleanly, or expired.
+    """
+    with store.backend():
+        raw = store.client().hgetall(keys.worker(worker_id))
+    if not raw:
+        raise WorkerNotFound(worker_id)
+    return _status(raw, store.now_ms())
+
+
+def _set_paused(worker_id: str, paused: bool, actor: str) -> WorkerStatus:
+    from celery import current_app
+
+    worker_status(worker_id)
+    with store.backend():
+        if paused:
+            store.client().hset(keys.worker(worker_id), "paused", "1")
+        else:
+            store.client().hdel(keys.worker(worker_id), "paused")
+    current_app.control.broadcast("jq_sync_consumers", destination=[worker_id], reply=True,
+                                  timeout=0.5)
+    signals.announce(actor, "pause_worker" if paused else "resume_worker",
+                     target_type="worker", target_id=worker_id)
+    return worker_status(worker_id)
+
+
+def pause_worker(worker_id: str, *, actor: str = "system") -> WorkerStatus:
+    """Stop this worker (only) from taking new jobs; running jobs finish.
+
+    Raises:
+        WorkerNotFound.
+    """
+    return _set_paused(worker_id, True, actor)
+
+
+def resume_worker(worker_id: str, *, actor: str = "system") -> WorkerStatus:
+    """Let a paused worker take jobs again.
+
+    Raises:
+        WorkerNotFound.
+    """
+    return _set_paused(worker_id, False, actor)

@@ -68,7 +68,8 @@ class Command(BaseCommand):
     def do_failed(self, *, queue: str, limit: int, status: str, **_: Any) -> None:
         rows = services.failed_jobs(queue, limit, status=None if status == "all" else status)
         if not rows:
-            self.stdout.write(f"No {'' if status == 'all' else status + ' '}dead letters in {queue}.")
+            which = "" if status == "all" else f"{status} "
+            self.stdout.write(f"No {which}dead letters in {queue}.")
             return
         self.stdout.write(f"{'id':>6}  {'job id':34} {'job':22} {'error':20} {'reason':22} "
                           f"{'tries':>5}  failed at")
