@@ -203,4 +203,5 @@ CELERY_WORKER_SEND_TASK_EVENTS = _env_bool("CELERY_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_IMPORTS = JOB_MODULES
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, with coordinator jobs enqueued once per tick.
+CELERY_BEAT_SCHEDULER = "queues.beat:CoordinatorScheduler"

@@ -13,7 +13,8 @@
     ├── JobError
     │   ├── JobValidationError
     │   │   ├── PayloadTooLarge
-    │   │   └── UnknownJobType
+    │   │   ├── UnknownJobType
+    │   │   └── InvalidCronError
     │   ├── JobNotFound
     │   ├── JobFailed
     │   ├── InvalidJobState
@@ -111,6 +112,10 @@ class UnknownJobType(JobValidationError):
 
     def __init__(self, queue: str, name: str) -> None:
         super().__init__(f"no job named {name!r} is declared for queue {queue!r}", field="name")
+
+
+class InvalidCronError(JobValidationError):
+    """A cron expression of a recurring job is invalid (the field is named)."""
 
 
 class JobNotFound(JobError):

@@ -34,7 +34,8 @@ logger = logging.getLogger("queues.jobs")
 _CELERY_OPTION_MAP = {"countdown": "delay_ms", "eta": "run_at", "task_id": "job_id"}
 # Routing and beat bookkeeping: a job's queue is fixed by its declaration, and
 # ``expires`` has the coordinator's MAX_JOB_AGE as its counterpart.
-_IGNORED_CELERY_OPTIONS = {"queue", "routing_key", "exchange", "serializer", "headers", "expires"}
+_IGNORED_CELERY_OPTIONS = {"queue", "routing_key", "exchange", "serializer", "headers", "expires",
+                           "producer"}
 
 
 class JobTask(Task):  # type: ignore[misc]

@@ -120,7 +120,7 @@ class WorkerProcess:
                 self.proc.wait()
 
 
-def test_database_url() -> str:
+def worker_database_url() -> str:
     """The URL of the database this test session uses (the test database)."""
     from django.db import connection
 
@@ -137,7 +137,7 @@ def worker_process(django_db_setup: None,
     """Factory for subprocess workers (on the test database); all are stopped after the test."""
     workers: list[WorkerProcess] = []
     with django_db_blocker.unblock():
-        database_url = test_database_url()
+        database_url = worker_database_url()
 
     def start(queues: tuple[str, ...] = ("photo-processing",), *, pool: str = "prefork",
               concurrency: int = 2, name: str | None = None, env: dict[str, str] | None = None,

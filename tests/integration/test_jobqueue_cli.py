@@ -66,10 +66,10 @@ def test_cli_exits_non_zero(r: redis.Redis) -> None:
     import subprocess
     import sys
 
-    from tests.conftest import test_database_url
+    from tests.conftest import worker_database_url
 
     done = subprocess.run([sys.executable, "manage.py", "jobqueue", "failed", "no-such-queue"],
                           capture_output=True, text=True, check=False,
-                          env={**os.environ, "DATABASE_URL": test_database_url()})
+                          env={**os.environ, "DATABASE_URL": worker_database_url()})
     assert done.returncode != 0
     assert "Queue type 'no-such-queue' is not registered" in done.stderr

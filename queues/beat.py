@@ -1,0 +1,82 @@
+"""django-celery-beat's scheduler, with coordinator jobs enqueued once per fire time.
+
+Run beat with it (the default in settings): ``celery -A coordinator_project beat``.
+For an entry whose task is a ``@job``, the run is enqueued with
+``job_id="recurring:<entry id>:<nominal tick>"``: a second beat, or a retry,
+firing the same tick finds the job already there (de-duplication), so a tick
+runs once. ``max_runs`` is counted in Redis by the enqueue that created the
+run (django-celery-beat's ``total_run_count`` is per beat process and written
+back only every few minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery.schedules import crontab, schedule
+from croniter import croniter
+from django_celery_beat.models import PeriodicTask
+from django_celery_beat.schedulers import DatabaseScheduler
+
+from queues import producer, store
+from queues.records import JobHandle
+from queues.scheduling import CRON_FIELDS, runs_key
+from queues.task import JobTask
+
+logger = logging.getLogger("queues.beat")
+TICK_TOLERANCE = timedelta(seconds=2)  # beat fires a little after the nominal time
+
+
+def nominal_tick(sched: Any, now: datetime) -> datetime:
+    """The fire time this run belongs to: the same in every beat process."""
+    if isinstance(sched, crontab):
+        expression = " ".join(str(getattr(sched, f"_orig_{f}")) for f in CRON_FIELDS)
+        local = (now + TICK_TOLERANCE).astimezone(getattr(sched, "tz", None) or UTC)
+        return croniter(expression, local).get_prev(datetime)
+    if isinstance(sched, schedule):
+        every = sched.run_every.total_seconds()
+        return datetime.fromtimestamp(
+            math.floor((now.timestamp() + TICK_TOLERANCE.total_seconds()) / every) * every, UTC)
+    return now.replace(microsecond=0)
+
+
+class CoordinatorScheduler(DatabaseScheduler):  # type: ignore[misc]
+    def apply_async(self, entry: Any, producer: Any = None, advance: bool = True,
+                    **kwargs: Any) -> Any:
+        task = self.app.tasks.get(entry.task)
+        if not isinstance(task, JobTask):
+            return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        entry = self.reserve(entry) if advance else entry
+        return enqueue_run(task, entry.model, datetime.now(UTC), entry.schedule)
+
+
+def enqueue_run(task: JobTask, row: PeriodicTask, now: datetime, sched: Any) -> JobHandle | None:
+    """Enqueue the run of ``row`` for the current tick (once), honouring ``max_runs``."""
+    spec = json.loads(row.kwargs or "{}")
+    recurring = bool(spec.get("jq_recurring"))
+    data = spec.get("data") if recurring else spec
+    options = dict(spec.get("options") or {}) if recurring else {}
+    max_runs = spec.get("max_runs") if recurring else None
+    if max_runs is not None and int(store.client().get(runs_key(row.id)) or 0) >= max_runs:
+        _disable(row, "max_runs reached")
+        return None
+    tick = nominal_tick(sched, now)
+    options["job_id"] = f"recurring:{row.id}:{tick.strftime('%Y%m%dT%H%M%S%z')}"
+    submitted = producer.submit(task, [data], options)[0]
+    if submitted.created and max_runs is not None:
+        runs = int(store.client().incr(runs_key(row.id)))
+        if runs >= max_runs:
+            _disable(row, f"ran {runs} of max_runs={max_runs}")
+    return JobHandle(task.job_queue, submitted.job_id, created=submitted.created)
+
+
+def _disable(row: PeriodicTask, why: str) -> None:
+    logger.info("recurring %s disabled: %s", row.name, why)
+    PeriodicTask.objects.filter(pk=row.pk).update(enabled=False)
+    from django_celery_beat.models import PeriodicTasks
+
+    PeriodicTasks.update_changed()

@@ -1,0 +1,115 @@
+"""Recurring jobs: validation, next run, once per tick across beats, max_runs, and a real beat."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from deadletter.models import AuditEvent
+from queues import keys
+from queues.beat import enqueue_run
+from queues.exceptions import InvalidCronError, JobNotFound, JobValidationError, UnknownJobType
+from queues.jobs import get_job, task_name
+from queues.producer import job_task
+from queues.scheduling import cancel_recurring, list_recurring, schedule_recurring
+from tests.conftest import ROOT, worker_database_url, wait_for
+
+pytestmark = pytest.mark.django_db
+Q = "photo-processing"
+
+
+@pytest.mark.parametrize(("cron", "field"), [
+    ("61 * * * *", "cron.minute"), ("* 24 * * *", "cron.hour"), ("* * 0 * *", "cron.day_of_month"),
+    ("* * * 13 *", "cron.month_of_year"), ("* * * * 9", "cron.day_of_week"), ("* * *", "cron"),
+])
+def test_invalid_cron_names_the_field(cron: str, field: str) -> None:
+    with pytest.raises(InvalidCronError) as info:
+        schedule_recurring(Q, "t-echo", {"value": 1}, cron)
+    assert info.value.field == field
+    assert not PeriodicTask.objects.filter(name__startswith="recurring:").exists()
+
+
+def test_other_bad_input() -> None:
+    with pytest.raises(UnknownJobType):
+        schedule_recurring(Q, "nope", {}, "* * * * *")
+    with pytest.raises(JobValidationError, match="timezone"):
+        schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *", timezone="Mars/Olympus")
+    with pytest.raises(JobValidationError, match="data.value"):
+        schedule_recurring(Q, "t-echo", {"value": "x"}, "* * * * *")
+    with pytest.raises(JobNotFound):
+        cancel_recurring("999999")
+
+
+def test_next_run_is_real_and_in_the_given_timezone(r: redis.Redis) -> None:
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "30 9 * * 1", timezone="Europe/Paris",
+                             actor="ops")
+    assert job.next_run is not None and job.next_run > datetime.now(UTC)
+    local = job.next_run.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    assert (local.weekday(), local.hour, local.minute) == (0, 9, 30)
+    assert job.next_run - datetime.now(UTC) <= timedelta(days=7)
+    [listed] = list_recurring(Q)
+    assert (listed.id, listed.cron_expression, listed.timezone) == (
+        job.id, "30 9 * * 1", "Europe/Paris")
+    cancel_recurring(job.id, actor="ops")
+    assert list_recurring() == []
+    assert [e.action for e in AuditEvent.objects.order_by("pk")] == [
+        "recurring_create", "recurring_cancel"]
+
+
+def _fire(row: PeriodicTask, at: datetime) -> Any:
+    from celery.schedules import crontab
+
+    return enqueue_run(job_task(row.task), row, at, crontab(minute="*"))
+
+
+def test_two_beats_firing_one_tick_enqueue_one_job(r: redis.Redis) -> None:
+    job = schedule_recurring(Q, "t-echo", {"value": 3}, "* * * * *", priority=2)
+    row = PeriodicTask.objects.get(pk=job.id)
+    tick = datetime(2030, 1, 1, 12, 0, 0, 300000, tzinfo=UTC)
+    first, second = _fire(row, tick), _fire(row, tick + timedelta(seconds=1))
+    assert first.created and not second.created and first.id == second.id
+    assert first.id == f"recurring:{row.id}:20300101T120000+0000"
+    info = get_job(Q, first.id)
+    assert (info.data, info.priority) == ({"value": 3, "note": ""}, 2)
+    assert r.zcard(keys.state_index(Q, "waiting")) == 1
+
+
+def test_max_runs_stops_the_schedule(r: redis.Redis) -> None:
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *", max_runs=2)
+    row = PeriodicTask.objects.get(pk=job.id)
+    start = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    fired = [_fire(row, start + timedelta(minutes=n)) for n in range(4)]
+    assert [bool(f and f.created) for f in fired] == [True, True, False, False]
+    row.refresh_from_db()
+    assert not row.enabled
+    assert list_recurring()[0].runs == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_beat_enqueues_through_the_coordinator(
+        r: redis.Redis, builtin_queue_types: None, tmp_path: Any) -> None:
+    every, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="test clean-queue", interval=every, queue="maintenance",
+                                task=task_name("maintenance", "clean-queue"),
+                                kwargs=json.dumps({"queue": Q}))
+    log = (tmp_path / "beat.log").open("wb")
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "coordinator_project", "beat", "-l", "INFO",
+         "-s", str(tmp_path / "beat-schedule"), "--pidfile", str(tmp_path / "beat.pid")],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**__import__("os").environ, "DATABASE_URL": worker_database_url()})
+    try:
+        wait_for(lambda: r.zcard(keys.state_index("maintenance", "waiting")) >= 2, timeout=30)
+    finally:
+        beat.terminate()
+        beat.wait(20)
+    ids = [i.decode() for i in r.zrange(keys.state_index("maintenance", "waiting"), 0, -1)]
+    assert all(i.startswith("recurring:") for i in ids), ids
+    assert get_job("maintenance", ids[0]).name == "clean-queue"
