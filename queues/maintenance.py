@@ -1,12 +1,31 @@
-"""The coordinator's own jobs on the ``maintenance`` queue (scheduled by beat)."""
+"""The coordinator's own jobs on the ``maintenance`` queue (scheduled by beat).
+
+- ``clean-queue``: trim a queue's finished records by its cleanup policy.
+- ``consistency-check``: every state index entry must point at a record in
+  that state, and every record must sit in its state's index; repairs both.
+- ``cleanup-orphans``: log lists without a job, presence entries of workers
+  whose record expired, pool targets of workers long gone.
+- ``metrics-aggregation``: roll per-minute stats buckets into hourly ones
+  (kept 7 days) for longer windows than the 2-hour minute buckets allow.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from queues import manager
+import redis
+
+from queues import keys, manager, store
+from queues.conf import settings
 from queues.context import JobContext
 from queues.jobs import job
+
+HOURLY_TTL_S = 7 * 24 * 3600
+_INDEXED = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")
+
+
+def _queues(data: dict[str, Any]) -> list[str]:
+    return [data["queue"]] if data.get("queue") else manager.list_queues()
 
 
 @job("maintenance", "clean-queue", attempts=1)
@@ -15,3 +34,115 @@ def clean_queue(data: dict[str, Any], ctx: JobContext) -> dict[str, int]:
     removed = manager.clean_queue(data["queue"])
     ctx.log(f"removed {removed['completed']} completed and {removed['failed']} failed records")
     return removed
+
+
+def _fix_entry(cli: redis.Redis, queue: str, state: str, job_id: str) -> str:
+    """Check one index entry atomically (WATCH); returns ok, orphan or moved."""
+    job_key, index = keys.job(queue, job_id), keys.state_index(queue, state)
+    with cli.pipeline() as pipe:
+        try:
+            pipe.watch(job_key, index)
+            actual = pipe.hget(job_key, "state")
+            if actual is not None and actual.decode() == state:
+                return "ok"
+            pipe.multi()
+            pipe.zrem(index, job_id)
+            if actual is not None and actual.decode() in _INDEXED:
+                pipe.zadd(keys.state_index(queue, actual.decode()), {job_id: store.now_ms()},
+                          nx=True)
+            pipe.execute()
+        except redis.WatchError:
+            return "ok"  # it moved on while we looked: the transition scripts own it
+    return "orphan" if actual is None else "moved"
+
+
+def check_consistency(queue: str) -> dict[str, int]:
+    """Repair index entries that disagree with their record; count what was found."""
+    cli = store.client()
+    found = {"checked": 0, "orphan": 0, "moved": 0, "unindexed": 0}
+    with store.backend():
+        for state in _INDEXED:
+            for raw, _score in cli.zscan_iter(keys.state_index(queue, state), count=500):
+                outcome = _fix_entry(cli, queue, state, raw.decode())
+                found["checked"] += 1
+                if outcome != "ok":
+                    found[outcome] += 1
+        found["unindexed"] = _index_strays(cli, queue)
+    return found
+
+
+def _index_strays(cli: redis.Redis, queue: str) -> int:
+    """Records missing from their state's index are put back into it."""
+    prefix, fixed = f"{keys.queue_base(queue)}job:", 0
+    for raw in cli.scan_iter(match=f"{prefix}*", count=1000):
+        key = raw.decode()
+        if key.endswith(":logs"):
+            continue
+        job_id = key[len(prefix):]
+        state = cli.hget(key, "state")
+        if state and state.decode() in _INDEXED and cli.zscore(
+                keys.state_index(queue, state.decode()), job_id) is None:
+            fixed += cli.zadd(keys.state_index(queue, state.decode()),
+                              {job_id: store.now_ms()}, nx=True)
+    return fixed
+
+
+@job("maintenance", "consistency-check", attempts=1, remove_on_complete=20)
+def consistency_check(data: dict[str, Any], ctx: JobContext) -> dict[str, dict[str, int]]:
+    report = {queue: check_consistency(queue) for queue in _queues(data)}
+    ctx.log(f"consistency: {report}")
+    return report
+
+
+def cleanup_orphans() -> dict[str, int]:
+    """Remove the coordinator's own leftovers; returns counts per kind."""
+    cli = store.client()
+    counts = {"logs": 0, "workers": 0, "targets": 0}
+    stale_before = store.now_ms() - 2 * settings.WORKER_STALE_AFTER
+    with store.backend():
+        for queue in manager.list_queues():
+            for raw in cli.scan_iter(match=f"{keys.queue_base(queue)}job:*:logs", count=1000):
+                if not cli.exists(raw.decode()[: -len(":logs")]):
+                    counts["logs"] += cli.delete(raw)
+            counts["workers"] += cli.zremrangebyscore(keys.queue_workers(queue), "-inf",
+                                                      stale_before)
+        counts["workers"] += cli.zremrangebyscore(keys.workers(), "-inf", stale_before)
+        for host in cli.hkeys(keys.worker_targets()):
+            if not cli.exists(keys.worker(host.decode())):
+                counts["targets"] += cli.hdel(keys.worker_targets(), host)
+    return counts
+
+
+@job("maintenance", "cleanup-orphans", attempts=1, remove_on_complete=20)
+def cleanup_orphans_job(data: dict[str, Any], ctx: JobContext) -> dict[str, int]:
+    counts = cleanup_orphans()
+    ctx.log(f"orphans removed: {counts}")
+    return counts
+
+
+def aggregate_metrics(queue: str) -> int:
+    """Add the minute buckets of finished hours into hourly hashes; returns minutes rolled."""
+    cli = store.client()
+    current_hour = store.now_ms() // 3_600_000
+    done_key = f"{keys.stats_bucket_prefix(queue)}rolled"
+    rolled = 0
+    with store.backend():
+        last = int(cli.get(done_key) or (current_hour - 2) * 60 - 1)
+        for minute in range(last + 1, current_hour * 60):
+            bucket = cli.hgetall(f"{keys.stats_bucket_prefix(queue)}{minute}")
+            if bucket:
+                hourly = f"{keys.queue_base(queue)}stats:h:{minute // 60}"
+                pipe = cli.pipeline()
+                for field, value in bucket.items():
+                    pipe.hincrby(hourly, field, int(value))
+                pipe.expire(hourly, HOURLY_TTL_S)
+                pipe.set(done_key, minute)
+                pipe.execute()
+                rolled += 1
+        cli.set(done_key, current_hour * 60 - 1)
+    return rolled
+
+
+@job("maintenance", "metrics-aggregation", attempts=1, remove_on_complete=20)
+def metrics_aggregation(data: dict[str, Any], ctx: JobContext) -> dict[str, int]:
+    return {queue: aggregate_metrics(queue) for queue in _queues(data)}

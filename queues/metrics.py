@@ -1,0 +1,219 @@
+"""Cluster-wide Prometheus metrics, read from Redis when scraped.
+
+No process keeps a metric in memory: the Lua transitions count into each
+queue's stats hash (see ``queues.scripts``), and ``CoordinatorCollector``
+turns those hashes, the state indexes, the paused flags and the worker
+presence sets into metric families at scrape time. Every web process thus
+serves the same numbers, whichever worker did the work.
+
+A scrape costs two round trips whatever the number of queues: the set of
+queues Redis knows, then one pipeline for all of them.
+
+Labels are ``queue`` and ``job_type`` only; both are bounded (queue types
+and declared jobs). Job ids and worker ids never become labels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from queues import keys, registry, store
+from queues.conf import settings
+from queues.manager import LIVE_HEARTBEATS
+
+logger = logging.getLogger("queues.metrics")
+
+# The finish script's histogram bounds in milliseconds; it counts each
+# finished job once, under the first bound its duration fits (not cumulative).
+DURATION_BOUNDS = ("5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000",
+                   "10000", "30000", "60000", "300000", "+Inf")
+
+# Stats-hash metric (the part before ``|<job name>``) -> counter name and help.
+COUNTERS = {
+    "scheduled": ("jobs_scheduled", "Jobs accepted by enqueue."),
+    "completed": ("jobs_completed", "Jobs that finished successfully."),
+    "failed": ("jobs_failed", "Jobs that failed terminally (attempts exhausted, "
+                              "non-retryable error, expired, or stalled too often)."),
+    "retries": ("job_retries", "Failed attempts sent back for another try."),
+    "stalled": ("jobs_stalled", "Active jobs whose lock expired or whose process died."),
+}
+# Every terminal failure is dead-lettered, so this counter reads the failed field.
+DEAD_LETTER = ("jobs_dead_letter", "Jobs handed to the dead-letter store.")
+GAUGE_STATES = ("waiting", "active", "completed", "failed", "delayed")
+JOB_LABELS = ("queue", "job_type")
+# Replies per queue in the scrape pipeline: stats, one ZCARD per state, paused, workers.
+_REPLIES_PER_QUEUE = len(GAUGE_STATES) + 3
+
+
+@dataclass(frozen=True)
+class QueueReading:
+    """What one scrape read about one queue."""
+
+    name: str
+    declared_jobs: tuple[str, ...]
+    stats: dict[str, int]
+    counts: dict[str, int]
+    paused: bool
+    workers: int
+
+
+@dataclass
+class JobTypeTotals:
+    """All-time figures of one job type of one queue, parsed from the stats hash."""
+
+    counters: dict[str, int] = field(default_factory=dict)
+    buckets: dict[str, int] = field(default_factory=dict)  # bound -> count in that bucket
+    duration_sum: int = 0
+
+
+def _specs() -> dict[str, registry.QueueTypeSpec]:
+    try:
+        return registry.all_specs()
+    except DatabaseError as exc:
+        # Everything scraped lives in Redis: a database outage must not blind
+        # monitoring, so report the queues Redis knows.
+        logger.warning("queue types unavailable, reporting the queues Redis knows: %s", exc)
+        return {}
+
+
+def read_queues() -> list[QueueReading]:
+    """Read every registered or Redis-known queue in one pipeline.
+
+    Raises:
+        BackendUnavailable: Redis is unreachable.
+    """
+    specs = _specs()
+    cli = store.client()
+    live_since = store.now_ms() - LIVE_HEARTBEATS * settings.WORKER_HEARTBEAT_INTERVAL
+    with store.backend():
+        known = {name.decode() for name in cli.smembers(keys.known_queues())}
+        names = sorted(known | set(specs))
+        pipe = cli.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(keys.stats(name))
+            for state in GAUGE_STATES:
+                pipe.zcard(keys.state_index(name, state))
+            pipe.hget(keys.meta(name), "paused")
+            pipe.zcount(keys.queue_workers(name), live_since, "+inf")
+        replies = pipe.execute()
+    step = _REPLIES_PER_QUEUE
+    return [_reading(name, specs.get(name), replies[i * step:(i + 1) * step])
+            for i, name in enumerate(names)]
+
+
+def _reading(name: str, spec: registry.QueueTypeSpec | None, replies: list[Any]) -> QueueReading:
+    stats, *counts, paused, workers = replies
+    return QueueReading(
+        name=name,
+        declared_jobs=spec.job_types if spec else (),
+        stats={k.decode(): int(v) for k, v in stats.items()},
+        counts=dict(zip(GAUGE_STATES, counts, strict=True)),
+        paused=paused == b"1",
+        workers=int(workers),
+    )
+
+
+def job_type_totals(reading: QueueReading) -> dict[str, JobTypeTotals]:
+    """Per job type figures of a queue; declared job types that never ran count zero."""
+    totals = {job: JobTypeTotals() for job in reading.declared_jobs}
+    for name, value in reading.stats.items():
+        metric, sep, rest = name.partition("|")
+        if not sep:
+            continue  # queue-wide counters (``failed``, ``retry_error:…``) carry no job type
+        if metric == "duration":
+            job, _, bound = rest.rpartition("|")
+            totals.setdefault(job, JobTypeTotals()).buckets[bound] = value
+        elif metric == "duration_sum":
+            totals.setdefault(rest, JobTypeTotals()).duration_sum = value
+        elif metric in COUNTERS:
+            totals.setdefault(rest, JobTypeTotals()).counters[metric] = value
+    return totals
+
+
+def cumulative_buckets(buckets: dict[str, int]) -> list[tuple[str, float]]:
+    """Prometheus ``le`` buckets (cumulative, ending at +Inf) from per-bucket counts."""
+    bounds = sorted(set(DURATION_BOUNDS) | set(buckets), key=float)
+    running, out = 0, []
+    for bound in bounds:
+        running += buckets.get(bound, 0)
+        out.append((floatToGoString(float(bound)), float(running)))
+    return out
+
+
+def _job_families(readings: Iterable[QueueReading]) -> list[Metric]:
+    counters = {metric: CounterMetricFamily(name, doc, labels=JOB_LABELS)
+                for metric, (name, doc) in COUNTERS.items()}
+    dead = CounterMetricFamily(*DEAD_LETTER, labels=JOB_LABELS)
+    durations = HistogramMetricFamily(
+        "job_processing_duration_ms",
+        "Time from start to finish of an attempt that ended the job, in milliseconds.",
+        labels=JOB_LABELS)
+    for reading in readings:
+        for job, totals in sorted(job_type_totals(reading).items()):
+            labels = [reading.name, job]
+            for metric, family in counters.items():
+                family.add_metric(labels, totals.counters.get(metric, 0))
+            dead.add_metric(labels, totals.counters.get("failed", 0))
+            durations.add_metric(labels, cumulative_buckets(totals.buckets),
+                                 totals.duration_sum)
+    return [*counters.values(), dead, durations]
+
+
+def _queue_families(readings: Iterable[QueueReading]) -> list[Metric]:
+    states = {state: GaugeMetricFamily(f"queue_jobs_{state}", f"Jobs {state} now.",
+                                       labels=["queue"]) for state in GAUGE_STATES}
+    paused = GaugeMetricFamily("queue_paused", "1 while the queue is paused.", labels=["queue"])
+    workers = GaugeMetricFamily(
+        "queue_active_workers", "Workers serving the queue with a recent heartbeat.",
+        labels=["queue"])
+    scaling = CounterMetricFamily(
+        "worker_scaling_events", "Scaling actions taken for the queue.", labels=["queue"])
+    for reading in readings:
+        for state, family in states.items():
+            family.add_metric([reading.name], reading.counts[state])
+        paused.add_metric([reading.name], int(reading.paused))
+        workers.add_metric([reading.name], reading.workers)
+        scaling.add_metric([reading.name], reading.stats.get("scaling_events", 0))
+    return [*states.values(), paused, workers, scaling]
+
+
+class CoordinatorCollector(Collector):
+    """Yields the coordinator's metric families, read from Redis on each collect."""
+
+    def describe(self) -> list[Metric]:
+        # Names only (no samples), so registering does not read Redis.
+        return [*_job_families([]), *_queue_families([])]
+
+    def collect(self) -> list[Metric]:
+        readings = read_queues()
+        return [*_job_families(readings), *_queue_families(readings)]
+
+
+def build_registry() -> CollectorRegistry:
+    """A private registry holding the coordinator's collector (never the global one)."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(CoordinatorCollector())
+    return reg
+
+
+def render() -> bytes:
+    """The Prometheus text exposition of every queue.
+
+    Raises:
+        BackendUnavailable: Redis is unreachable.
+    """
+    return generate_latest(build_registry())
