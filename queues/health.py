@@ -1,4 +1,4 @@
-"""Queue health (seed §5.2), bottleneck analysis and optimisation advice (seed §9.1), readiness.
+"""Queue health (seed §5.2), bottleneck analysis and optimisation advice (seed §9.1).
 
 Everything is computed from recorded data: job counts from the state
 indexes, live workers and their memory and CPU from their heartbeats, and
@@ -12,10 +12,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
-
-import redis
-from django.db import DatabaseError, connection
-from django.db.migrations.executor import MigrationExecutor
 
 from queues import keys, manager, registry, stats, store
 from queues.conf import LazySettings, settings
@@ -50,8 +46,10 @@ class HealthIssue:
 
 @dataclass(frozen=True)
 class HealthRecommendation:
-    """Seed ``HealthRecommendation``: scale_workers, adjust_settings, investigate_errors,
-    or resume_queue, with priority low, medium or high."""
+    """Seed ``HealthRecommendation``: what to do about an issue, and how urgently."""
+
+    # type: scale_workers, adjust_settings, investigate_errors or resume_queue
+    # priority: low, medium or high
 
     type: str
     priority: str
@@ -140,7 +138,8 @@ def _issues(spec: registry.QueueTypeSpec, m: QueueHealthMetrics) -> list[HealthI
             f"{waiting} jobs waiting, above the queue type's scaling threshold "
             f"({spec.scaling_threshold})")))
     if m.active_workers == 0 and waiting > 0:
-        found.append(HealthIssue("no_workers", "critical", "No active workers but jobs are waiting"))
+        found.append(HealthIssue("no_workers", "critical",
+                                 "No active workers but jobs are waiting"))
     if m.error_rate > cfg.HEALTH_MAX_ERROR_RATE:
         found.append(HealthIssue("error_rate", "warning", (
             f"High error rate: {m.error_rate * 100:.1f}% over {m.error_window_minutes} min")))
@@ -344,58 +343,3 @@ def _scaling_impact(a: BottleneckAnalysis) -> str | None:
     return (f"about {per_worker:.1f} more jobs/min per added worker (the measured rate per "
             f"live worker); at today's rate the backlog clears in "
             f"{a.queue_depth / a.throughput:.0f} min")
-
-
-# --- Readiness --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Readiness:
-    """Each part checked (redis, database, migrations) and ``ok`` or what is wrong."""
-
-    checks: dict[str, str]
-
-    @property
-    def failing(self) -> list[str]:
-        return [part for part, result in self.checks.items() if result != "ok"]
-
-    @property
-    def ready(self) -> bool:
-        return not self.failing
-
-
-def readiness() -> Readiness:
-    """Whether this process can serve: Redis answers, the database answers and is migrated."""
-    checks = {"redis": _check_redis(), "database": _check_database()}
-    checks["migrations"] = (_check_migrations() if checks["database"] == "ok"
-                            else "not checked: the database is unreachable")
-    return Readiness(checks)
-
-
-def _check_redis() -> str:
-    try:
-        with store.backend():
-            store.client().ping()
-    except (BackendUnavailable, redis.RedisError) as exc:
-        return str(exc)
-    return "ok"
-
-
-def _check_database() -> str:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError as exc:
-        return f"database unreachable: {exc}"
-    return "ok"
-
-
-def _check_migrations() -> str:
-    try:
-        executor = MigrationExecutor(connection)
-        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    except DatabaseError as exc:
-        return f"cannot read applied migrations: {exc}"
-    if not plan:
-        return "ok"
-    pending = ", ".join(f"{m.app_label}.{m.name}" for m, _backwards in plan)
-    return f"{len(plan)} unapplied: {pending}"

@@ -17,6 +17,19 @@ from tqdm import tqdm
 from deadletter import retention, services
 from deadletter.models import DeadLetter
 from queues.exceptions import CoordinatorError
+from workers.management.verbs import (
+    add_management_verbs,
+    do_create,
+    do_destroy,
+    do_pause,
+    do_pause_worker,
+    do_recurring,
+    do_resume,
+    do_resume_worker,
+    do_scale,
+    do_status,
+    do_workers,
+)
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -57,6 +70,7 @@ class Command(BaseCommand):
         stats = verbs.add_parser("stats", help="dead-letter statistics of a queue")
         stats.add_argument("queue")
         verbs.add_parser("schedule-maintenance", help="create/update the retention beat entries")
+        add_management_verbs(verbs)
 
     def handle(self, *args: Any, **opts: Any) -> None:
         handler = getattr(self, f"do_{opts['verb'].replace('-', '_')}")
@@ -113,6 +127,17 @@ class Command(BaseCommand):
         stats = services.dead_letter_statistics(queue)
         for field, value in vars(stats).items():
             self.stdout.write(f"{field:28} {value}")
+
+    do_status = do_status
+    do_pause = do_pause
+    do_resume = do_resume
+    do_create = do_create
+    do_destroy = do_destroy
+    do_workers = do_workers
+    do_pause_worker = do_pause_worker
+    do_resume_worker = do_resume_worker
+    do_scale = do_scale
+    do_recurring = do_recurring
 
     def do_schedule_maintenance(self, **_: Any) -> None:
         created = retention.ensure_schedules()
