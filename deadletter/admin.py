@@ -40,7 +40,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 def _confirm(admin_obj: DeadLetterAdmin, request: HttpRequest, queryset: QuerySet[DeadLetter],
              *, action: str, question: str, with_reason: bool = False) -> TemplateResponse:
     rows = list(queryset)
-    return TemplateResponse(request, "admin/deadletter/confirm_action.html", {
+    return TemplateResponse(request, "admin/coordinator/confirm_action.html", {
         **admin_obj.admin_site.each_context(request), "opts": admin_obj.model._meta,
         "title": _("Are you sure?"), "question": question, "action": action,
         "queryset": rows, "preview": rows[:PREVIEW], "more": max(0, len(rows) - PREVIEW),

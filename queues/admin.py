@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+from queues import manager
+from queues.exceptions import CoordinatorError
 from queues.models import QueueType
 
 
@@ -27,7 +35,39 @@ class QueueTypeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    actions = ["destroy"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Removing a queue type must also clear its Redis keys and refuse
-        # while jobs wait; that is ``manager.destroy_queue``, not a row delete.
+        # while jobs wait: that is the "destroy" action (manager.destroy_queue).
         return False
+
+    def has_destroy_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("queues.delete_queuetype")
+
+    def save_model(self, request: HttpRequest, obj: QueueType, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        from queues import signals
+
+        signals.announce(request.user.get_username(), "update_queue" if change else "create_queue",
+                         target_type="queue", target_id=obj.name, queue=obj.name,
+                         fields=sorted(form.changed_data))
+
+    @admin.action(description=_("Destroy selected queue types (refused while jobs wait)"),
+                  permissions=["destroy"])
+    def destroy(self, request: HttpRequest, queryset: QuerySet[QueueType]) -> HttpResponse | None:
+        if request.POST.get("post") != "yes":
+            rows = list(queryset)
+            return TemplateResponse(request, "admin/coordinator/confirm_action.html", {
+                **self.admin_site.each_context(request), "opts": self.model._meta,
+                "title": _("Are you sure?"), "action": "destroy", "queryset": rows,
+                "preview": rows, "more": 0, "with_reason": False,
+                "question": _("Destroy these queue types and all their Redis data?")})
+        for row in queryset:
+            try:
+                manager.destroy_queue(row.name, actor=request.user.get_username())
+            except CoordinatorError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, _("Destroyed %(name)s.") % {"name": row.name})
+        return None

@@ -94,3 +94,18 @@ def test_admin_cannot_delete_rows_behind_destroy_queue(admin_client: Client) -> 
     response = admin_client.post(f"/admin/queues/queuetype/{row.pk}/delete/", {"post": "yes"})
     assert response.status_code == 403
     assert QueueType.objects.filter(name="maintenance").exists()
+
+
+def test_admin_destroy_action_goes_through_destroy_queue(admin_client: Client) -> None:
+    from deadletter.models import AuditEvent
+    from queues.jobs import enqueue
+
+    enqueue("photo-processing", "t-echo", {"value": 1})
+    busy, idle = (QueueType.objects.get(name=n) for n in ("photo-processing", "maintenance"))
+    page = admin_client.post("/admin/queues/queuetype/", {
+        "action": "destroy", "_selected_action": [busy.pk, idle.pk], "post": "yes"}, follow=True)
+    text = page.content.decode()
+    assert "still has jobs (1 waiting)" in text and "Destroyed maintenance." in text
+    assert set(QueueType.objects.values_list("name", flat=True)) == {
+        "photo-processing", "batch-processing"}
+    assert AuditEvent.objects.filter(action="destroy_queue", target_id="maintenance").exists()
