@@ -71,7 +71,8 @@ def _run_each(admin_obj: DeadLetterAdmin, request: HttpRequest, queryset: QueryS
 class DeadLetterAdmin(ReadOnlyAdmin):
     list_display = ("job_id", "queue", "job_name", "error_type", "reason", "attempts",
                     "failed_at", "status")
-    list_filter = ("queue", "error_type", "reason", "status", ("failed_at", admin.DateFieldListFilter))
+    list_filter = ("queue", "error_type", "reason", "status",
+                   ("failed_at", admin.DateFieldListFilter))
     search_fields = ("job_id", "error_message")
     date_hierarchy = "failed_at"
     list_select_related = ("previous",)

@@ -12,7 +12,10 @@ from django.core.management import CommandError, call_command
 from deadletter.models import AuditEvent
 from queues import keys, registry
 from queues.exceptions import (
-    ConfigurationError, QueueNotEmpty, QueueTypeAlreadyRegistered, QueueTypeNotFound,
+    ConfigurationError,
+    QueueNotEmpty,
+    QueueTypeAlreadyRegistered,
+    QueueTypeNotFound,
 )
 from queues.jobs import enqueue
 from queues.manager import create_queue, destroy_queue, pause_queue, queue_status

@@ -19,7 +19,7 @@ from queues.exceptions import InvalidCronError, JobNotFound, JobValidationError,
 from queues.jobs import get_job, task_name
 from queues.producer import job_task
 from queues.scheduling import cancel_recurring, list_recurring, schedule_recurring
-from tests.conftest import ROOT, worker_database_url, wait_for
+from tests.conftest import ROOT, wait_for, worker_database_url
 
 pytestmark = pytest.mark.django_db
 Q = "photo-processing"
@@ -41,7 +41,7 @@ def test_other_bad_input() -> None:
         schedule_recurring(Q, "nope", {}, "* * * * *")
     with pytest.raises(JobValidationError, match="timezone"):
         schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *", timezone="Mars/Olympus")
-    with pytest.raises(JobValidationError, match="data.value"):
+    with pytest.raises(JobValidationError, match=r"data\.value"):
         schedule_recurring(Q, "t-echo", {"value": "x"}, "* * * * *")
     with pytest.raises(JobNotFound):
         cancel_recurring("999999")

@@ -99,7 +99,8 @@ def do_recurring(self: Any, *, action: str, params: list[str], timezone: str,
                               f"{job.timezone} next={job.next_run} runs={job.runs}")
     elif action == "add" and len(params) in (3, 4):
         data = json.loads(params[3]) if len(params) == 4 else {}
-        job = scheduling.schedule_recurring(params[0], params[1], data, params[2], timezone=timezone,
+        queue, name, cron = params[:3]
+        job = scheduling.schedule_recurring(queue, name, data, cron, timezone=timezone,
                                             max_runs=max_runs, actor=actor)
         self.stdout.write(f"recurring {job.id}: next run {job.next_run}")
     elif action == "cancel" and len(params) == 1:
