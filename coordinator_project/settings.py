@@ -109,12 +109,26 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".run" / "static"
 
+# Structured JSON lines by default (one per event, with queue, job id, job type,
+# trace id and worker); LOG_FORMAT=text gives a human-readable line instead.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"queues": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")}},
+    "filters": {"job_context": {"()": "queues.logcontext.JobContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(queue)s %(job_id)s "
+                   "%(job_type)s %(trace_id)s %(worker)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(queue)s %(job_id)s] "
+                           "%(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["job_context"],
+                             "formatter": "json" if LOG_FORMAT == "json" else "text"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
 # --- Redis (seed §11.2) ------------------------------------------------------
@@ -202,6 +216,18 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_WORKER_SEND_TASK_EVENTS = _env_bool("CELERY_TASK_EVENTS", False)
 CELERY_TASK_SEND_SENT_EVENT = False
 CELERY_IMPORTS = JOB_MODULES
+# Workers log through Django's LOGGING (JSON lines), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 # django-celery-beat's DatabaseScheduler, with coordinator jobs enqueued once per tick.
 CELERY_BEAT_SCHEDULER = "queues.beat:CoordinatorScheduler"
+
+# --- Ops API auth (JWT bearer tokens) ------------------------------------------
+# HS256 with JWT_SECRET; RS256 when JWT_PUBLIC_KEY (PEM text) is set. Without
+# either, every token is refused (401): the API is closed by default.
+COORDINATOR_JWT_SECRET = os.environ.get("JWT_SECRET", "")
+COORDINATOR_JWT_PUBLIC_KEY = os.environ.get("JWT_PUBLIC_KEY", "")
+COORDINATOR_JWT_PRIVATE_KEY = os.environ.get("JWT_PRIVATE_KEY", "")  # for mint_token (RS256)
+COORDINATOR_JWT_ISSUER = os.environ.get("JWT_ISSUER", "job-queue-coordinator")
+COORDINATOR_JWT_AUDIENCE = os.environ.get("JWT_AUDIENCE", "job-queue-coordinator-api")
+COORDINATOR_METRICS_REQUIRE_TOKEN = _env_bool("METRICS_REQUIRE_TOKEN", False)

@@ -49,6 +49,12 @@ class Settings(LazySettings):
     WORKER_STALE_AFTER: int = 300000
     REGISTRY_REFRESH_INTERVAL: int = 5000
     JOB_LOG_LIMIT: int = 1000
+    JWT_SECRET: str = ""
+    JWT_PUBLIC_KEY: str = ""
+    JWT_PRIVATE_KEY: str = ""
+    JWT_ISSUER: str = "job-queue-coordinator"
+    JWT_AUDIENCE: str = "job-queue-coordinator-api"
+    METRICS_REQUIRE_TOKEN: bool = False
 
 
 settings = Settings()

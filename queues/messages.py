@@ -11,6 +11,7 @@ silently change the format.
 from __future__ import annotations
 
 import binascii
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -55,7 +56,16 @@ def broker_key(app: Celery, queue: str, priority: int) -> str:
 
 
 def _json(value: Any) -> str:
-    return _json_str(value) if type(value) is str else json.dumps(value)
+    # The exact text ``json.dumps`` gives, faster for the common str and int values.
+    kind = type(value)
+    if kind is str:
+        return _json_str(value)
+    return str(value) if kind is int else json.dumps(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _header_name(key: str) -> str:
+    return _json_str(HEADER_PREFIX + key)
 
 
 def _plain(value: Any, depth: int, maxlevels: int) -> bool:
@@ -140,7 +150,7 @@ class MessageTemplate:
         body = binascii.b2a_base64(
             f"[[{json.dumps(payload)}{_BODY_TAIL}".encode(), newline=False).decode()
         argsrepr = args_repr(payload, self._argsrepr_max, self._maxlevels)
-        extra = "".join([f", {_json_str(HEADER_PREFIX + key)}: {_json(value)}"
+        extra = "".join([f", {_header_name(key)}: {_json(value)}"
                          for key, value in job_headers.items()])
         return (f'{{"body": "{body}{self._head}{task_id}", "root_id": "{task_id}", '
                 f'"argsrepr": {_json_str(argsrepr)}{extra}}}, '

@@ -53,6 +53,9 @@ COUNTERS = {
 }
 # Every terminal failure is dead-lettered, so this counter reads the failed field.
 DEAD_LETTER = ("jobs_dead_letter", "Jobs handed to the dead-letter store.")
+# The seed calls it ``job_processing_duration_ms``; ``promtool check metrics``
+# rejects abbreviated and non-base units, so it is exposed in seconds.
+DURATION_HISTOGRAM = "job_processing_duration_seconds"
 GAUGE_STATES = ("waiting", "active", "completed", "failed", "delayed")
 JOB_LABELS = ("queue", "job_type")
 # Replies per queue in the scrape pipeline: stats, one ZCARD per state, paused, workers.
@@ -145,12 +148,12 @@ def job_type_totals(reading: QueueReading) -> dict[str, JobTypeTotals]:
 
 
 def cumulative_buckets(buckets: dict[str, int]) -> list[tuple[str, float]]:
-    """Prometheus ``le`` buckets (cumulative, ending at +Inf) from per-bucket counts."""
+    """Prometheus ``le`` buckets in seconds (cumulative, ending at +Inf) from per-bucket counts."""
     bounds = sorted(set(DURATION_BOUNDS) | set(buckets), key=float)
     running, out = 0, []
     for bound in bounds:
         running += buckets.get(bound, 0)
-        out.append((floatToGoString(float(bound)), float(running)))
+        out.append((floatToGoString(float(bound) / 1000), float(running)))
     return out
 
 
@@ -159,8 +162,7 @@ def _job_families(readings: Iterable[QueueReading]) -> list[Metric]:
                 for metric, (name, doc) in COUNTERS.items()}
     dead = CounterMetricFamily(*DEAD_LETTER, labels=JOB_LABELS)
     durations = HistogramMetricFamily(
-        "job_processing_duration_ms",
-        "Time from start to finish of an attempt that ended the job, in milliseconds.",
+        DURATION_HISTOGRAM, "Time from start to finish of the attempt that ended the job.",
         labels=JOB_LABELS)
     for reading in readings:
         for job, totals in sorted(job_type_totals(reading).items()):
@@ -169,7 +171,7 @@ def _job_families(readings: Iterable[QueueReading]) -> list[Metric]:
                 family.add_metric(labels, totals.counters.get(metric, 0))
             dead.add_metric(labels, totals.counters.get("failed", 0))
             durations.add_metric(labels, cumulative_buckets(totals.buckets),
-                                 totals.duration_sum)
+                                 totals.duration_sum / 1000)
     return [*counters.values(), dead, durations]
 
 

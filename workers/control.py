@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import bootsteps
 from celery.worker.control import control_command
 
 from queues import keys, store
@@ -37,7 +38,8 @@ def desired_queues(configured: tuple[str, ...], hostname: str) -> set[str]:
 def apply(consumer: Any, configured: tuple[str, ...], desired: set[str]) -> None:
     """Add or cancel task queues; runs in the consumer's event-loop thread."""
     cset = consumer.task_consumer
-    if cset is None:
+    # Never re-add a queue while the consumer is shutting down or restarting.
+    if cset is None or consumer.blueprint.state != bootsteps.RUN:
         return
     for queue in configured:
         consuming = cset.consuming_from(queue)

@@ -49,7 +49,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def buckets(samples: Samples, queue: str, job: str) -> dict[str, float]:
     return {dict(key)["le"]: v for (name, key), v in samples.items()
-            if name == "job_processing_duration_ms_bucket"
+            if name == "job_processing_duration_seconds_bucket"
             and {("queue", queue), ("job_type", job)} <= key}
 
 
@@ -75,12 +75,12 @@ def test_scrape_counts_real_jobs_run_by_a_worker(r: redis.Redis, inprocess_worke
     assert job("job_retries_total", "t-flaky") == 1 and job("job_retries_total", "t-echo") == 0
     assert job("jobs_stalled_total", "t-echo") == 0
     # Every finished job is timed once: a retried attempt is not.
-    assert job("job_processing_duration_ms_count", "t-echo") == 3
-    assert job("job_processing_duration_ms_count", "t-always-fails") == 2
-    assert job("job_processing_duration_ms_count", "t-flaky") == 1
+    assert job("job_processing_duration_seconds_count", "t-echo") == 3
+    assert job("job_processing_duration_seconds_count", "t-always-fails") == 2
+    assert job("job_processing_duration_seconds_count", "t-flaky") == 1
     slept = buckets(samples, Q, "t-sleep")
-    assert slept["50.0"] == 0 and slept["+Inf"] == 1, "a 60 ms job lands above the 50 ms bound"
-    assert job("job_processing_duration_ms_sum", "t-sleep") >= 60
+    assert slept["0.05"] == 0 and slept["+Inf"] == 1, "a 60 ms job lands above the 50 ms bound"
+    assert job("job_processing_duration_seconds_sum", "t-sleep") >= 0.06
     echo = list(buckets(samples, Q, "t-echo").values())
     assert echo == sorted(echo) and echo[-1] == 3, "buckets are cumulative, +Inf is the count"
 
@@ -108,12 +108,12 @@ def test_per_bucket_counts_become_cumulative_buckets(r: redis.Redis) -> None:
     r.hset(keys.meta("legacy"), "paused", "1")
     text, samples = scrape()
     got = buckets(samples, "legacy", "resize")
-    assert [got[le] for le in ("5.0", "10.0", "25.0", "50.0", "300000.0", "+Inf")] == [
+    assert [got[le] for le in ("0.005", "0.01", "0.025", "0.05", "300.0", "+Inf")] == [
         2, 2, 3, 3, 3, 4]
-    assert value(samples, "job_processing_duration_ms_count", queue="legacy",
+    assert value(samples, "job_processing_duration_seconds_count", queue="legacy",
                  job_type="resize") == 4
-    assert value(samples, "job_processing_duration_ms_sum", queue="legacy",
-                 job_type="resize") == 400_010
+    assert value(samples, "job_processing_duration_seconds_sum", queue="legacy",
+                 job_type="resize") == 400.01
     assert value(samples, "jobs_completed_total", queue="legacy", job_type="resize") == 4
     assert value(samples, "queue_jobs_delayed", queue="legacy") == 2
     assert value(samples, "queue_paused", queue="legacy") == 1

@@ -1,0 +1,53 @@
+"""The ops HTTP API: each app's router under one NinjaAPI, JWT auth, JSON errors.
+
+OpenAPI at ``/openapi.json`` (docs at ``/docs``), generated from the views.
+Coordinator errors map to 4xx/503 JSON bodies naming the problem; a request
+that fails validation changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.security import HttpBearer
+
+from deadletter.api import router as deadletter_router
+from queues import auth
+from queues import exceptions as exc
+from queues.api import router as queues_router
+from workers.api import router as workers_router
+
+STATUS = [  # most specific first
+    (exc.PayloadTooLarge, 413),
+    (exc.JobValidationError, 422),
+    (exc.ConfigurationError, 422),
+    ((exc.QueueTypeNotFound, exc.JobNotFound, exc.DeadLetterNotFound, exc.WorkerNotFound), 404),
+    ((exc.QueueTypeAlreadyRegistered, exc.QueueNotEmpty, exc.InvalidJobState,
+      exc.NotRequeueable), 409),
+    (exc.BackendUnavailable, 503),
+    (exc.CoordinatorError, 400),
+]
+
+
+class JWTBearer(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> auth.Principal | None:
+        return auth.verify(token)
+
+
+api = NinjaAPI(title="Job Queue Coordinator ops API", version="1.0.0", auth=JWTBearer(),
+               urls_namespace="ops-api", openapi_url="/openapi.json", docs_url="/docs")
+api.add_router("", queues_router)
+api.add_router("", deadletter_router)
+api.add_router("", workers_router)
+
+
+@api.exception_handler(exc.CoordinatorError)
+def coordinator_error(request: HttpRequest, error: exc.CoordinatorError) -> HttpResponse:
+    status = next(code for kinds, code in STATUS if isinstance(error, kinds))
+    body: dict[str, Any] = {"error": type(error).__name__, "detail": str(error)}
+    field = getattr(error, "field", None)
+    if field:
+        body["field"] = field
+    return api.create_response(request, body, status=status)

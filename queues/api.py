@@ -1,0 +1,159 @@
+"""Ops HTTP API, queue and job part (django-ninja; assembled in ``coordinator_project.api``).
+
+Paths follow the seed's operational scripts (§12.4). Every view is thin: it
+checks the caller's scope and calls one service function; errors become JSON
+responses in ``coordinator_project.api``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+from ninja.errors import HttpError
+
+from queues import jobs, manager, scheduling, stats
+from queues.auth import Principal
+
+router = Router(tags=["queues"])
+
+
+def require(request: HttpRequest, action: str, queue: str | None = None) -> Principal:
+    """The caller, if its token grants ``action`` on ``queue``; else 403."""
+    principal: Principal = request.auth  # type: ignore[attr-defined]
+    if not principal.can(action, queue):
+        scope = f"queues:{action}" + (f"[:{queue}]" if queue else "")
+        raise HttpError(403, f"token lacks scope {scope}")
+    return principal
+
+
+class QueueCreate(Schema):
+    name: str = Field(min_length=1, max_length=64)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class EnqueueIn(Schema):
+    name: str = Field(min_length=1, max_length=128)
+    data: dict[str, Any]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PriorityIn(Schema):
+    priority: int
+
+
+class RecurringIn(Schema):
+    name: str = Field(min_length=1, max_length=128)
+    data: dict[str, Any] = Field(default_factory=dict)
+    cron: str = Field(min_length=1, max_length=200)
+    timezone: str = "UTC"
+    max_runs: int | None = Field(default=None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.get("/queues")
+def list_queues(request: HttpRequest) -> dict[str, Any]:
+    principal: Principal = request.auth  # type: ignore[attr-defined]
+    visible = [q for q in manager.list_queues() if principal.can("view", q)]
+    return {"queues": visible}
+
+
+@router.post("/queues", response={201: dict})
+def create_queue(request: HttpRequest, body: QueueCreate) -> tuple[int, dict[str, Any]]:
+    who = require(request, "manage", body.name)
+    spec = manager.create_queue(body.name, body.config, actor=who.actor)
+    return 201, {"name": spec.name, "displayName": spec.display_name}
+
+
+@router.delete("/queues/{name}")
+def destroy_queue(request: HttpRequest, name: str, force: bool = False) -> dict[str, Any]:
+    who = require(request, "manage", name)
+    return {"name": name, "redisKeysDeleted": manager.destroy_queue(name, force=force,
+                                                                    actor=who.actor)}
+
+
+@router.get("/queues/{name}/status")
+def queue_status(request: HttpRequest, name: str) -> dict[str, Any]:
+    require(request, "view", name)
+    return asdict(manager.queue_status(name))
+
+
+@router.post("/queues/{name}/pause")
+def pause(request: HttpRequest, name: str) -> dict[str, Any]:
+    manager.pause_queue(name, actor=require(request, "manage", name).actor)
+    return {"name": name, "isPaused": True}
+
+
+@router.post("/queues/{name}/resume")
+def resume(request: HttpRequest, name: str) -> dict[str, Any]:
+    released = manager.resume_queue(name, actor=require(request, "manage", name).actor)
+    return {"name": name, "isPaused": False, "releasedJobs": released}
+
+
+@router.post("/queues/{name}/jobs", response={201: dict, 200: dict})
+def enqueue(request: HttpRequest, name: str, body: EnqueueIn) -> tuple[int, dict[str, Any]]:
+    who = require(request, "enqueue", name)
+    options = {"client_id": who.client_id, **body.options}
+    handle = jobs.enqueue(name, body.name, body.data, **options)
+    return (201 if handle.created else 200), {"id": handle.id, "created": handle.created}
+
+
+@router.get("/queues/{name}/jobs/{job_id}")
+def get_job(request: HttpRequest, name: str, job_id: str) -> dict[str, Any]:
+    require(request, "view", name)
+    return asdict(jobs.get_job(name, job_id))
+
+
+@router.delete("/queues/{name}/jobs/{job_id}")
+def cancel_job(request: HttpRequest, name: str, job_id: str) -> dict[str, Any]:
+    require(request, "manage", name)
+    return {"id": job_id, "outcome": jobs.cancel_job(name, job_id)}
+
+
+@router.post("/queues/{name}/jobs/{job_id}/priority")
+def change_priority(request: HttpRequest, name: str, job_id: str,
+                    body: PriorityIn) -> dict[str, Any]:
+    require(request, "manage", name)
+    jobs.change_priority(name, job_id, body.priority)
+    return {"id": job_id, "priority": body.priority}
+
+
+@router.get("/queues/{name}/scheduled")
+def scheduled(request: HttpRequest, name: str, limit: int = Query(100, ge=1, le=1000)
+              ) -> dict[str, Any]:
+    require(request, "view", name)
+    return {"jobs": [asdict(j) for j in jobs.scheduled_jobs(name, limit)]}
+
+
+@router.get("/queues/{name}/retries/stats")
+def retry_statistics(request: HttpRequest, name: str) -> dict[str, Any]:
+    require(request, "view", name)
+    manager.queue_status(name)  # 404 for an unknown queue
+    return asdict(stats.retry_statistics(name))
+
+
+@router.get("/queues/{name}/recurring")
+def list_recurring(request: HttpRequest, name: str) -> dict[str, Any]:
+    require(request, "view", name)
+    manager.queue_status(name)
+    return {"recurring": [asdict(j) for j in scheduling.list_recurring(name)]}
+
+
+@router.post("/queues/{name}/recurring", response={201: dict})
+def add_recurring(request: HttpRequest, name: str,
+                  body: RecurringIn) -> tuple[int, dict[str, Any]]:
+    who = require(request, "manage", name)
+    job = scheduling.schedule_recurring(name, body.name, body.data, body.cron, body.timezone,
+                                        max_runs=body.max_runs, actor=who.actor, **body.options)
+    return 201, asdict(job)
+
+
+@router.delete("/queues/{name}/recurring/{recurring_id}")
+def cancel_recurring(request: HttpRequest, name: str, recurring_id: str) -> dict[str, Any]:
+    who = require(request, "manage", name)
+    if not any(j.id == recurring_id for j in scheduling.list_recurring(name)):
+        raise HttpError(404, f"no recurring job {recurring_id!r} on queue {name!r}")
+    scheduling.cancel_recurring(recurring_id, actor=who.actor)
+    return {"id": recurring_id, "cancelled": True}
