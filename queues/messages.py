@@ -96,6 +96,7 @@ def args_repr(payload: Any, maxsize: int, maxlevels: int) -> str:
     """
     if _plain(payload, 1, maxlevels):
         text = f"({payload!r},)"
+        # saferepr cuts only once its running length reaches maxsize
         if len(text) < maxsize and "\\" not in text and '"' not in text:
             return text
     return saferepr((payload,), maxsize, maxlevels=maxlevels)
@@ -131,11 +132,10 @@ class MessageTemplate:
         self._props = json.dumps(properties)[1:-1]
         self._argsrepr_max = app.amqp.argsrepr_maxsize
         self._maxlevels = app.conf.task_repr_maxlevels
-        self._broker_keys = {p: broker_key(app, queue, p) for p in range(10)}
 
     def broker_key(self, priority: int) -> str:
         """The Redis list of this template's queue at ``priority``."""
-        return self._broker_keys.get(priority) or broker_key(self.app, self.queue, priority)
+        return broker_key(self.app, self.queue, priority)
 
     def build(self, payload: Any, *, priority: int, job_headers: dict[str, Any]) -> BuiltMessage:
         """One message whose only positional argument is ``payload``."""
@@ -155,5 +155,5 @@ class MessageTemplate:
         return (f'{{"body": "{body}{self._head}{task_id}", "root_id": "{task_id}", '
                 f'"argsrepr": {_json_str(argsrepr)}{extra}}}, '
                 f'"properties": {{"correlation_id": "{task_id}", {self._props}, '
-                f'"priority": {int(priority)}, "body_encoding": "base64", '
+                f'"priority": {_json(priority)}, "body_encoding": "base64", '
                 f'"delivery_tag": "{new_task_id()}"}}}}')

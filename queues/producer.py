@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 from queues import options, registry, store
 from queues.conf import settings
 from queues.exceptions import JobValidationError, PayloadTooLarge
-from queues.messages import BuiltMessage, MessageTemplate
+from queues.messages import BuiltMessage, MessageTemplate, new_id, new_task_id
 
 if TYPE_CHECKING:
     from queues.task import JobTask
 
 CHUNK = 500  # jobs per enqueue script call: big enough to amortise, small enough not to stall Redis
+# The record's ``data``: compact JSON. One encoder, as ``json.dumps`` with
+# ``separators`` would build a new one on every call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -40,18 +42,18 @@ def _template(task: JobTask) -> MessageTemplate:
     return cached[1]
 
 
-def encode_payload(task: JobTask, data: Any) -> tuple[Any, str]:
+def encode_payload(task: JobTask, data: Any, *, limit: int) -> tuple[Any, str]:
     """The payload (as JSON-ready data, and as JSON) after schema validation and size limit.
 
     Raises:
         JobValidationError: the payload fails the job's schema or is not JSON.
-        PayloadTooLarge: the JSON is larger than ``MAX_JOB_DATA_SIZE``.
+        PayloadTooLarge: the JSON is larger than ``limit`` bytes.
     """
     value = task.validate_payload(data)
-    encoded = json.dumps(value, separators=(",", ":"))
-    size, limit = len(encoded.encode()), settings.MAX_JOB_DATA_SIZE
-    if size > limit:
-        raise PayloadTooLarge(size, limit)
+    encoded = _COMPACT_JSON.encode(value)
+    # ASCII-only (the encoder escapes the rest), so characters are bytes.
+    if len(encoded) > limit:
+        raise PayloadTooLarge(len(encoded), limit)
     return value, encoded
 
 
@@ -71,32 +73,41 @@ def submit(task: JobTask, items: Sequence[Any], call_options: dict[str, Any]) ->
     )
     if opts.job_id is not None and len(items) > 1:
         raise JobValidationError("job_id names one job; enqueue_many takes none", field="job_id")
-    payloads = [encode_payload(task, data) for data in items]
+    limit = settings.MAX_JOB_DATA_SIZE
+    payloads = [encode_payload(task, data, limit=limit) for data in items]
     template = _template(task)
-    jobs = [_new_job(task, spec, opts, template, payload, now) for payload in payloads]
+    batch = _batch(task, spec, opts, template, now)
+    jobs = [_new_job(template, opts, payload) for payload in payloads]
     created: list[bool] = []
     for start in range(0, len(jobs), CHUNK):
-        created += store.enqueue(task.job_queue, jobs[start:start + CHUNK], now=now)
+        created += store.enqueue(batch, jobs[start:start + CHUNK], now=now)
     return [Submitted(job.job_id, flag) for job, flag in zip(jobs, created, strict=True)]
 
 
-def _new_job(task: JobTask, spec: registry.QueueTypeSpec, opts: options.ResolvedOptions,
-             template: MessageTemplate, payload: tuple[Any, str], now: int) -> store.NewJob:
-    job_id = opts.job_id or uuid.uuid4().hex
-    trace_id = opts.trace_id or uuid.uuid4().hex
-    headers = {"job": job_id, "gen": 1, "trace": trace_id}
-    msg = template.build(payload[0], priority=opts.priority, job_headers=headers)
-    record = {
-        "id": job_id, "name": task.job_name, "queue": task.job_queue, "task": task.name,
-        "data": payload[1], "opts": opts.model_dump_json(exclude={"job_id"}),
+def _batch(task: JobTask, spec: registry.QueueTypeSpec, opts: options.ResolvedOptions,
+           template: MessageTemplate, now: int) -> store.JobBatch:
+    """The record fields, due time and broker list that every job of one call shares."""
+    fields = {
+        "name": task.job_name, "queue": task.job_queue, "task": task.name,
+        "opts": opts.model_dump_json(exclude={"job_id"}),
         "priority": str(opts.priority), "max_attempts": str(opts.attempts),
-        "trace_id": trace_id, "client_id": opts.client_id or "", "task_id": msg.task_id,
+        "client_id": opts.client_id or "",
         "lock_ms": str(spec.stalled_interval_ms), "max_stalled": str(spec.max_stalled_count),
         "keep_completed": str(options.keep_count(opts.remove_on_complete)),
         "keep_failed": str(options.keep_count(opts.remove_on_fail)),
     }
     due = now + opts.delay_ms if opts.delay_ms else 0
-    return store.NewJob(job_id, due, msg.broker_key, msg.body, record)
+    return store.JobBatch(task.job_queue, due, template.broker_key(opts.priority), fields)
+
+
+def _new_job(template: MessageTemplate, opts: options.ResolvedOptions,
+             payload: tuple[Any, str]) -> store.NewJob:
+    job_id = opts.job_id or new_id()
+    trace_id = opts.trace_id or new_id()
+    task_id = new_task_id()
+    headers = {"job": job_id, "gen": 1, "trace": trace_id}
+    message = template.envelope(task_id, payload[0], opts.priority, headers)
+    return store.NewJob(job_id, payload[1], trace_id, task_id, message)
 
 
 def job_task(task_name: str) -> JobTask:

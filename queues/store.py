@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -69,22 +69,40 @@ def _decode(flat: list[bytes]) -> dict[str, str]:
     return {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
 
 
-@dataclass(frozen=True)
-class NewJob:
-    """One job to record: its id, due time (0 = now), message and record fields."""
+class NewJob(NamedTuple):
+    """What differs between the jobs of one enqueue call (the rest is in ``JobBatch``)."""
 
     job_id: str
-    due_ms: int
-    broker_key: str
+    data: str  # the payload as JSON
+    trace_id: str
+    task_id: str
     message: str
-    record: dict[str, str]
 
 
-def enqueue(queue: str, jobs: Sequence[NewJob], *, now: int) -> list[bool]:
+@dataclass(frozen=True)
+class JobBatch:
+    """What every job of one enqueue call shares.
+
+    One call resolves one set of options, so its jobs share the priority (and
+    so the broker list) and the due time; ``fields`` are the record fields
+    that are the same for all of them (``name``, ``task``, ``opts``, ...).
+    """
+
+    queue: str
+    due_ms: int  # 0: runnable now
+    broker_key: str
+    fields: dict[str, str]
+
+
+def enqueue(batch: JobBatch, jobs: Sequence[NewJob], *, now: int) -> list[bool]:
     """Record and publish ``jobs`` in one atomic script; True where created."""
-    argv: list[Any] = [keys.queue_base(queue), now, queue]
+    queue = batch.queue
+    argv: list[Any] = [keys.queue_base(queue), now, queue, batch.due_ms, batch.broker_key,
+                       len(batch.fields)]
+    for field, value in batch.fields.items():
+        argv += (field, value)
     for job in jobs:
-        argv += [job.job_id, job.due_ms, job.broker_key, job.message, json.dumps(job.record)]
+        argv += job  # id, data, trace id, task id, message: the script's order
     script_keys = [
         keys.state_index(queue, "waiting"), keys.state_index(queue, "delayed"),
         keys.stats(queue), keys.known_queues(),

@@ -128,3 +128,68 @@ def test_unknown_job_id_raises_job_not_found() -> None:
 
     with pytest.raises(JobNotFound, match="'nope' not found in queue 'photo-processing'"):
         get_job(Q, "nope")
+
+
+def _record(r: redis.Redis, job_id: str) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in r.hgetall(keys.job(Q, job_id)).items()}
+
+
+RECORD_FIELDS = {
+    "id", "name", "queue", "task", "data", "opts", "priority", "max_attempts", "trace_id",
+    "client_id", "task_id", "lock_ms", "max_stalled", "keep_completed", "keep_failed", "gen",
+    "created_at", "attempts_made", "progress", "state", "runnable_at",
+}
+
+
+def test_enqueue_many_writes_each_record_and_message_in_full(r: redis.Redis) -> None:
+    handles = enqueue_many(Q, "t-echo", [{"value": n} for n in range(3)], priority=2,
+                           client_id="c-9")
+    messages = list(reversed(broker_messages(r, priority=2)))  # oldest first
+    for n, (handle, msg) in enumerate(zip(handles, messages, strict=True)):
+        rec = _record(r, handle.id)
+        assert set(rec) == RECORD_FIELDS
+        assert (rec["id"], rec["name"], rec["queue"], rec["task"], rec["state"]) == (
+            handle.id, "t-echo", Q, "photo-processing:t-echo", "waiting")
+        assert rec["data"] == json.dumps({"value": n, "note": ""}, separators=(",", ":"))
+        assert (rec["gen"], rec["attempts_made"], rec["progress"], rec["priority"]) == (
+            "1", "0", "0", "2")
+        assert rec["created_at"] == rec["runnable_at"]
+        assert (rec["client_id"], rec["max_attempts"], rec["keep_completed"]) == ("c-9", "3", "100")
+        assert json.loads(rec["opts"])["client_id"] == "c-9"
+        assert rec["task_id"] == msg["headers"]["id"] == msg["properties"]["correlation_id"]
+        assert (msg["headers"]["jq_job"], msg["headers"]["jq_trace"]) == (
+            handle.id, rec["trace_id"])
+    ids = [h.id for h in handles] + [_record(r, h.id)["trace_id"] for h in handles]
+    assert len(set(ids)) == 6, "every job has its own job id and trace id"
+    assert int(r.hget(keys.stats(Q), "scheduled|t-echo")) == 3
+    assert r.sismember(keys.known_queues(), Q)
+
+
+def test_enqueue_many_with_a_delay_keeps_messages_in_the_records(r: redis.Redis) -> None:
+    handles = enqueue_many(Q, "t-echo", [{"value": 1}, {"value": 2}], delay_ms=60000,
+                           priority=4)
+    assert r.llen(f"{Q}\x06\x164") == 0, "delayed jobs are published when promoted"
+    for handle in handles:
+        rec = _record(r, handle.id)
+        assert set(rec) == RECORD_FIELDS | {"msg", "broker_key"}
+        assert rec["state"] == "delayed" and rec["broker_key"] == f"{Q}\x06\x164"
+        assert int(rec["runnable_at"]) == int(rec["created_at"]) + 60000
+        assert r.zscore(keys.state_index(Q, "delayed"), handle.id) == int(rec["runnable_at"])
+        msg = json.loads(rec["msg"])
+        assert (msg["headers"]["jq_job"], msg["headers"]["id"]) == (handle.id, rec["task_id"])
+    assert int(r.hget(keys.stats(Q), "scheduled")) == 2
+
+
+def test_one_script_call_skips_duplicate_ids_and_keeps_message_order(r: redis.Redis) -> None:
+    from queues import store
+
+    ids = [f"j{n}" for n in range(2500)] + ["j7", "j2499"]  # past one push of 1,000 jobs
+    jobs = [store.NewJob(job_id, "{}", f"tr-{job_id}", f"task-{job_id}", f"msg-{n}")
+            for n, job_id in enumerate(ids)]
+    batch = store.JobBatch(Q, 0, Q, {"name": "t-echo", "queue": Q, "task": t.echo.name})
+    created = store.enqueue(batch, jobs, now=store.now_ms())
+    assert created == [True] * 2500 + [False, False]
+    assert r.lrange(Q, 0, -1)[::-1] == [f"msg-{n}".encode() for n in range(2500)]
+    assert r.zcard(keys.state_index(Q, "waiting")) == 2500
+    assert _record(r, "j7")["trace_id"] == "tr-j7" and _record(r, "j7")["data"] == "{}"
+    assert int(r.hget(keys.stats(Q), "scheduled|t-echo")) == 2500
