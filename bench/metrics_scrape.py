@@ -9,7 +9,9 @@ scrape never reads them. The queues are registered as queue types in a
 private SQLite file, as in production.
 
 Then it times ``--scrapes`` renders of the collector's exposition
-(``queues.metrics.render``: the Redis reads plus ``generate_latest``)::
+(``queues.metrics.render``: the Redis reads plus ``generate_latest``), as the
+process is and again after ``gc.freeze()``, and prints p50/p99 against the
+100 ms target (the exit status follows the first)::
 
     .venv/bin/python -m bench.metrics_scrape [--scrapes N] [--queues N] [--jobs N]
 """
@@ -17,6 +19,7 @@ Then it times ``--scrapes`` renders of the collector's exposition
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import subprocess
@@ -137,7 +140,7 @@ def time_scrapes(count: int) -> tuple[list[float], int, int]:
     """Milliseconds per render, sorted; plus the size of the last one (bytes, samples)."""
     from queues import metrics
 
-    body = metrics.render()  # warm-up: registry snapshot, script of imports
+    body = metrics.render()  # warm-up: imports, registry snapshot, script cache
     took = []
     for _ in range(count):
         started = time.perf_counter()
@@ -145,6 +148,15 @@ def time_scrapes(count: int) -> tuple[list[float], int, int]:
         took.append((time.perf_counter() - started) * 1000)
     samples = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
     return sorted(took), len(body), samples
+
+
+def report(label: str, took: list[float]) -> bool:
+    """Print one line of figures; True when p99 is within the target."""
+    p50, p99 = percentile(took, 50), percentile(took, 99)
+    verdict = "PASS" if p99 < TARGET_MS else "MISS"
+    print(f"{label:<28} p50 {p50:5.1f} ms  p99 {p99:5.1f} ms  max {took[-1]:5.1f} ms  "
+          f"(target p99 < {TARGET_MS:.0f} ms): {verdict}")
+    return verdict == "PASS"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -168,12 +180,16 @@ def main(argv: list[str] | None = None) -> int:
               f"({r.dbsize():,} keys, {r.info('memory')['used_memory_human']}) "
               f"in {time.monotonic() - started:.1f} s")
         took, size, samples = time_scrapes(args.scrapes)
-    p50, p99 = percentile(took, 50), percentile(took, 99)
-    verdict = "PASS" if p99 < TARGET_MS else "MISS"
+        # A full collection of this process's heap (Django, Celery: ~90k objects)
+        # costs tens of ms and lands on whichever request allocates; frozen
+        # start-up objects are not scanned again (what a web process can do
+        # with gc.freeze() once loaded).
+        gc.freeze()
+        frozen, _, _ = time_scrapes(args.scrapes)
     print(f"scrape: {args.scrapes} renders, {size:,} bytes, {samples:,} samples each")
-    print(f"scrape p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {took[-1]:.1f} ms  "
-          f"target p99 < {TARGET_MS:.0f} ms: {verdict}")
-    return 0 if verdict == "PASS" else 1
+    passed = report("as the process is", took)
+    report("after gc.freeze() at start", frozen)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

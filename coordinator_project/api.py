@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.security import HttpBearer
@@ -41,6 +42,13 @@ api = NinjaAPI(title="Job Queue Coordinator ops API", version="1.0.0", auth=JWTB
 api.add_router("", queues_router)
 api.add_router("", deadletter_router)
 api.add_router("", workers_router)
+
+
+@api.exception_handler(DatabaseError)
+def database_error(request: HttpRequest, error: DatabaseError) -> HttpResponse:
+    # The queue-type registry and dead letters live in SQL.
+    return api.create_response(request, {"error": "DatabaseUnavailable",
+                                         "detail": f"database unreachable: {error}"}, status=503)
 
 
 @api.exception_handler(exc.CoordinatorError)

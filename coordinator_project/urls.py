@@ -1,8 +1,9 @@
-"""URL routes: Django admin, the probes and the read-only observability views (seed §12.3)."""
+"""URL routes: admin, the open probes, /metrics, and the JWT-protected ops API (seed §12)."""
 
 from django.contrib import admin
 from django.urls import path
 
+from coordinator_project.api import api
 from queues import probes
 
 urlpatterns = [
@@ -10,5 +11,5 @@ urlpatterns = [
     path("health", probes.liveness_view, name="health"),
     path("ready", probes.readiness_view, name="ready"),
     path("metrics", probes.metrics_view, name="metrics"),
-    path("queues/<str:name>/health", probes.queue_health_view, name="queue-health"),
+    path("", api.urls),
 ]

@@ -11,10 +11,10 @@ from dataclasses import asdict
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from queues import jobs, manager, scheduling, stats
+from queues import health, jobs, manager, scheduling, stats
 from queues.auth import Principal
 
 router = Router(tags=["queues"])
@@ -61,10 +61,10 @@ def list_queues(request: HttpRequest) -> dict[str, Any]:
 
 
 @router.post("/queues", response={201: dict})
-def create_queue(request: HttpRequest, body: QueueCreate) -> tuple[int, dict[str, Any]]:
+def create_queue(request: HttpRequest, body: QueueCreate) -> Status:
     who = require(request, "manage", body.name)
     spec = manager.create_queue(body.name, body.config, actor=who.actor)
-    return 201, {"name": spec.name, "displayName": spec.display_name}
+    return Status(201, {"name": spec.name, "displayName": spec.display_name})
 
 
 @router.delete("/queues/{name}")
@@ -93,11 +93,11 @@ def resume(request: HttpRequest, name: str) -> dict[str, Any]:
 
 
 @router.post("/queues/{name}/jobs", response={201: dict, 200: dict})
-def enqueue(request: HttpRequest, name: str, body: EnqueueIn) -> tuple[int, dict[str, Any]]:
+def enqueue(request: HttpRequest, name: str, body: EnqueueIn) -> Status:
     who = require(request, "enqueue", name)
     options = {"client_id": who.client_id, **body.options}
     handle = jobs.enqueue(name, body.name, body.data, **options)
-    return (201 if handle.created else 200), {"id": handle.id, "created": handle.created}
+    return Status(201 if handle.created else 200, {"id": handle.id, "created": handle.created})
 
 
 @router.get("/queues/{name}/jobs/{job_id}")
@@ -143,11 +143,11 @@ def list_recurring(request: HttpRequest, name: str) -> dict[str, Any]:
 
 @router.post("/queues/{name}/recurring", response={201: dict})
 def add_recurring(request: HttpRequest, name: str,
-                  body: RecurringIn) -> tuple[int, dict[str, Any]]:
+                  body: RecurringIn) -> Status:
     who = require(request, "manage", name)
     job = scheduling.schedule_recurring(name, body.name, body.data, body.cron, body.timezone,
                                         max_runs=body.max_runs, actor=who.actor, **body.options)
-    return 201, asdict(job)
+    return Status(201, asdict(job))
 
 
 @router.delete("/queues/{name}/recurring/{recurring_id}")
@@ -157,3 +157,23 @@ def cancel_recurring(request: HttpRequest, name: str, recurring_id: str) -> dict
         raise HttpError(404, f"no recurring job {recurring_id!r} on queue {name!r}")
     scheduling.cancel_recurring(recurring_id, actor=who.actor)
     return {"id": recurring_id, "cancelled": True}
+
+
+@router.get("/queues/{name}/health", response={200: dict, 503: dict})
+def queue_health(request: HttpRequest, name: str) -> Status:
+    """Seed §5.2; 503 while Redis cannot be read (status ``unknown``)."""
+    require(request, "view", name)
+    report = health.queue_health(name)
+    return Status(503 if report.status == "unknown" else 200, report.as_dict())
+
+
+@router.get("/queues/{name}/bottlenecks")
+def bottlenecks(request: HttpRequest, name: str) -> dict[str, Any]:
+    require(request, "view", name)
+    return asdict(health.analyze_bottlenecks(name))
+
+
+@router.get("/queues/{name}/optimize")
+def optimize(request: HttpRequest, name: str) -> dict[str, Any]:
+    require(request, "view", name)
+    return asdict(health.optimize_queue(name))

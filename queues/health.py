@@ -108,7 +108,7 @@ def queue_health(name: str) -> QueueHealth:
     status = _status(issues)
     return QueueHealth(
         queue_name=name, status=status, message=_message(status, issues), metrics=measured,
-        issues=issues, recommendations=tuple(_recommendations(spec, measured, issues)),
+        issues=issues, recommendations=tuple(_recommendations(spec, issues)),
     )
 
 
@@ -167,10 +167,10 @@ def _message(status: str, issues: tuple[HealthIssue, ...]) -> str:
     return "Queue is operating normally"
 
 
-def _recommendations(spec: registry.QueueTypeSpec, m: QueueHealthMetrics,
+def _recommendations(spec: registry.QueueTypeSpec,
                      issues: tuple[HealthIssue, ...]) -> list[HealthRecommendation]:
-    name, workers = spec.name, m.active_workers
-    scale = (f"POST /queues/{name}/scale with targetWorkers above {workers} "
+    name = spec.name
+    scale = (f"add processes: POST /queues/{name}/scale with a larger targetWorkers "
              f"(the queue type allows {spec.min_workers}-{spec.max_workers})")
     advice = {
         "backlog": ("scale_workers", "high", "The backlog exceeds the waiting-jobs threshold",
@@ -317,7 +317,7 @@ def _optimizations(a: BottleneckAnalysis) -> list[OptimizationAction]:
     if a.queue_depth > cfg.OPTIMIZER_MAX_QUEUE_DEPTH:
         found.append(OptimizationAction(
             "scale_workers", "high", "Scale up workers to handle the queue backlog",
-            f"{a.queue_depth} jobs waiting; {a.workers} live workers, {a.utilisation:.0%} busy; "
+            f"{a.queue_depth} jobs waiting; {a.workers} live worker(s), {a.utilisation:.0%} busy; "
             f"{a.throughput:.1f} jobs/min over {a.window_minutes} min", _scaling_impact(a)))
     if a.avg_processing_time > cfg.OPTIMIZER_MAX_PROCESSING_TIME:
         found.append(OptimizationAction(
@@ -336,8 +336,12 @@ def _optimizations(a: BottleneckAnalysis) -> list[OptimizationAction]:
 
 
 def _scaling_impact(a: BottleneckAnalysis) -> str | None:
-    """What one more worker adds, from the measured rate per live worker."""
-    if not a.workers or not a.throughput:
+    """What one more worker adds, projected from the measured rate per live worker.
+
+    Only while every process slot was busy at the last heartbeats: with idle
+    slots the backlog is held by something else, and more workers may not help.
+    """
+    if not a.workers or not a.throughput or a.utilisation < 1:
         return None
     per_worker = a.throughput / a.workers
     return (f"about {per_worker:.1f} more jobs/min per added worker (the measured rate per "

@@ -4,7 +4,9 @@ No process keeps a metric in memory: the Lua transitions count into each
 queue's stats hash (see ``queues.scripts``), and ``CoordinatorCollector``
 turns those hashes, the state indexes, the paused flags and the worker
 presence sets into metric families at scrape time. Every web process thus
-serves the same numbers, whichever worker did the work.
+serves the same numbers, whichever worker did the work. There is no Celery
+signal receiver: counting inside the transitions costs no extra round trip
+per job (DESIGN §4a, hot-path budget).
 
 A scrape costs two round trips whatever the number of queues: the set of
 queues Redis knows, then one pipeline for all of them.
@@ -16,7 +18,7 @@ and declared jobs). Job ids and worker ids never become labels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,7 @@ logger = logging.getLogger("queues.metrics")
 # finished job once, under the first bound its duration fits (not cumulative).
 DURATION_BOUNDS = ("5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000",
                    "10000", "30000", "60000", "300000", "+Inf")
+_LE = {bound: floatToGoString(float(bound) / 1000) for bound in DURATION_BOUNDS}  # in seconds
 
 # Stats-hash metric (the part before ``|<job name>``) -> counter name and help.
 COUNTERS = {
@@ -149,48 +152,68 @@ def job_type_totals(reading: QueueReading) -> dict[str, JobTypeTotals]:
 
 def cumulative_buckets(buckets: dict[str, int]) -> list[tuple[str, float]]:
     """Prometheus ``le`` buckets in seconds (cumulative, ending at +Inf) from per-bucket counts."""
-    bounds = sorted(set(DURATION_BOUNDS) | set(buckets), key=float)
+    bounds: Iterable[str] = DURATION_BOUNDS
+    if not buckets.keys() <= _LE.keys():  # a bound the scripts do not write today
+        bounds = sorted(set(DURATION_BOUNDS) | set(buckets), key=float)
     running, out = 0, []
     for bound in bounds:
         running += buckets.get(bound, 0)
-        out.append((floatToGoString(float(bound) / 1000), float(running)))
+        out.append((_LE.get(bound) or floatToGoString(float(bound) / 1000), float(running)))
     return out
 
 
-def _job_families(readings: Iterable[QueueReading]) -> list[Metric]:
-    counters = {metric: CounterMetricFamily(name, doc, labels=JOB_LABELS)
-                for metric, (name, doc) in COUNTERS.items()}
+Series = list[tuple[list[str], JobTypeTotals]]  # (queue, job type) labels and figures
+
+
+def _series(readings: Iterable[QueueReading]) -> Series:
+    return [([reading.name, job], totals) for reading in readings
+            for job, totals in sorted(job_type_totals(reading).items())]
+
+
+# Generators: each family is formatted and dropped before the next is built,
+# so a scrape holds fewer objects at once.
+def _job_families(series: Series) -> Iterator[Metric]:
+    for metric, (name, doc) in COUNTERS.items():
+        family = CounterMetricFamily(name, doc, labels=JOB_LABELS)
+        for labels, totals in series:
+            family.add_metric(labels, totals.counters.get(metric, 0))
+        yield family
     dead = CounterMetricFamily(*DEAD_LETTER, labels=JOB_LABELS)
+    for labels, totals in series:
+        dead.add_metric(labels, totals.counters.get("failed", 0))
+    yield dead
     durations = HistogramMetricFamily(
         DURATION_HISTOGRAM, "Time from start to finish of the attempt that ended the job.",
         labels=JOB_LABELS)
-    for reading in readings:
-        for job, totals in sorted(job_type_totals(reading).items()):
-            labels = [reading.name, job]
-            for metric, family in counters.items():
-                family.add_metric(labels, totals.counters.get(metric, 0))
-            dead.add_metric(labels, totals.counters.get("failed", 0))
-            durations.add_metric(labels, cumulative_buckets(totals.buckets),
-                                 totals.duration_sum / 1000)
-    return [*counters.values(), dead, durations]
+    for labels, totals in series:
+        durations.add_metric(labels, cumulative_buckets(totals.buckets),
+                             totals.duration_sum / 1000)
+    yield durations
 
 
-def _queue_families(readings: Iterable[QueueReading]) -> list[Metric]:
-    states = {state: GaugeMetricFamily(f"queue_jobs_{state}", f"Jobs {state} now.",
-                                       labels=["queue"]) for state in GAUGE_STATES}
-    paused = GaugeMetricFamily("queue_paused", "1 while the queue is paused.", labels=["queue"])
-    workers = GaugeMetricFamily(
-        "queue_active_workers", "Workers serving the queue with a recent heartbeat.",
-        labels=["queue"])
-    scaling = CounterMetricFamily(
-        "worker_scaling_events", "Scaling actions taken for the queue.", labels=["queue"])
-    for reading in readings:
-        for state, family in states.items():
+PerQueue = tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str,
+                 Callable[[QueueReading], float]]
+
+
+def _queue_families(readings: list[QueueReading]) -> Iterator[Metric]:
+    for state in GAUGE_STATES:
+        family = GaugeMetricFamily(f"queue_jobs_{state}", f"Jobs {state} now.", labels=["queue"])
+        for reading in readings:
             family.add_metric([reading.name], reading.counts[state])
-        paused.add_metric([reading.name], int(reading.paused))
-        workers.add_metric([reading.name], reading.workers)
-        scaling.add_metric([reading.name], reading.stats.get("scaling_events", 0))
-    return [*states.values(), paused, workers, scaling]
+        yield family
+    per_queue: tuple[PerQueue, ...] = (
+        (GaugeMetricFamily, "queue_paused", "1 while the queue is paused.",
+         lambda reading: int(reading.paused)),
+        (GaugeMetricFamily, "queue_active_workers",
+         "Workers serving the queue with a recent heartbeat.", lambda reading: reading.workers),
+        (CounterMetricFamily, "worker_scaling_events", "Scaling actions taken for the queue.",
+         lambda reading: reading.stats.get("scaling_events", 0)),
+    )
+    for kind, name, doc, read in per_queue:
+        metric: GaugeMetricFamily | CounterMetricFamily = kind(name, doc, labels=["queue"])
+        for reading in readings:
+            metric.add_metric([reading.name], read(reading))
+        yield metric
 
 
 class CoordinatorCollector(Collector):
@@ -200,9 +223,10 @@ class CoordinatorCollector(Collector):
         # Names only (no samples), so registering does not read Redis.
         return [*_job_families([]), *_queue_families([])]
 
-    def collect(self) -> list[Metric]:
+    def collect(self) -> Iterator[Metric]:
         readings = read_queues()
-        return [*_job_families(readings), *_queue_families(readings)]
+        yield from _job_families(_series(readings))
+        yield from _queue_families(readings)
 
 
 def build_registry() -> CollectorRegistry:

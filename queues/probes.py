@@ -1,11 +1,11 @@
-"""Process probes and read-only observability views (seed §12.3, port 3000).
+"""Process probes and the metrics endpoint (seed §12.3, port 3000); open, no token.
 
 ``GET /health`` answers while the process runs (liveness). ``GET /ready``
 answers 200 only when Redis and the database answer and every migration is
 applied, else 503 naming the failing part. ``GET /metrics`` serves
-``queues.metrics``; ``GET /queues/<name>/health`` serves
-``queues.health.queue_health``. Views stay thin: errors become JSON with a
-4xx/503 status, never a 500.
+``queues.metrics`` (behind a ``queues:view`` token when METRICS_REQUIRE_TOKEN
+is set). Queue health is part of the JWT ops API (``queues.api``). Errors
+are JSON with a 4xx/503 status, never a 500.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from queues import health, metrics, store
-from queues.exceptions import BackendUnavailable, QueueTypeNotFound
+from queues import auth, metrics, store
+from queues.conf import settings
+from queues.exceptions import BackendUnavailable
 
 View = Callable[..., HttpResponse]
 
@@ -81,6 +82,12 @@ def _check_migrations() -> str:
     return f"{len(plan)} unapplied: {pending}"
 
 
+def _may_scrape(request: HttpRequest) -> bool:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    principal = auth.verify(token) if scheme.lower() == "bearer" else None
+    return principal is not None and principal.can("view")
+
+
 def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
@@ -114,19 +121,10 @@ def readiness_view(request: HttpRequest) -> HttpResponse:
 
 @get_only
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    if settings.METRICS_REQUIRE_TOKEN and not _may_scrape(request):
+        return _error(401, "a bearer token with scope queues:view is required")
     try:
         body = metrics.render()
     except BackendUnavailable as exc:
         return _error(503, str(exc))
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
-
-
-@get_only
-def queue_health_view(request: HttpRequest, name: str) -> HttpResponse:
-    try:
-        report = health.queue_health(name)
-    except QueueTypeNotFound as exc:
-        return _error(404, str(exc))
-    except DatabaseError as exc:  # the queue-type registry lives in SQL
-        return _error(503, f"database unreachable: {exc}")
-    return JsonResponse(report.as_dict(), status=503 if report.status == "unknown" else 200)

@@ -154,4 +154,12 @@ def worker_process(django_db_setup: None,
         proc.stop()
 
 
-__all__ = ["store", "wait_for"]
+def bearer(*scopes: str, sub: str = "test-client") -> dict[str, str]:
+    """Headers with a valid ops-API token for ``scopes`` (default: view and manage)."""
+    from queues import auth
+
+    token = auth.mint(sub, list(scopes or ("queues:view", "queues:manage")))
+    return {"Authorization": f"Bearer {token}"}
+
+
+__all__ = ["bearer", "store", "wait_for"]

@@ -86,6 +86,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     os.environ.setdefault("DATABASE_TEST_NAME", str(SERVER.dir / "test-db.sqlite3"))
     # Jobs used by the tests, importable by subprocess workers too.
     os.environ["JOB_MODULES"] = "coordinator_project.sample_jobs,tests.fixtures_tasks"
+    # Tests mint their own ops-API tokens (tests.conftest.bearer).
+    os.environ.setdefault("JWT_SECRET", "test-secret-with-enough-length-for-hs256")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

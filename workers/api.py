@@ -15,7 +15,7 @@ router = Router(tags=["workers"])
 
 
 class ScaleIn(Schema):
-    targetWorkers: int = Field(ge=0, le=1000)  # noqa: N815  (the seed's JSON name)
+    targetWorkers: int = Field(ge=0, le=1000)
 
 
 @router.post("/queues/{name}/scale")

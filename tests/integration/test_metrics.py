@@ -53,6 +53,17 @@ def buckets(samples: Samples, queue: str, job: str) -> dict[str, float]:
             and {("queue", queue), ("job_type", job)} <= key}
 
 
+def assert_queue_gauges(samples: Samples) -> None:
+    gauges = {state: value(samples, f"queue_jobs_{state}", queue=Q)
+              for state in ("waiting", "active", "completed", "failed", "delayed")}
+    assert gauges == {"waiting": 0, "active": 0, "completed": 5, "failed": 2, "delayed": 0}
+    assert value(samples, "queue_paused", queue=Q) == 0
+    assert value(samples, "queue_active_workers", queue=Q) == 1
+    assert value(samples, "queue_jobs_waiting", queue="batch-processing") == 0
+    labels = {name for (_, key) in samples for name, _ in key}
+    assert labels == {"queue", "job_type", "le"}, "no job or worker ids as labels"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_scrape_counts_real_jobs_run_by_a_worker(r: redis.Redis, inprocess_worker: Any) -> None:
     inprocess_worker()
@@ -63,35 +74,23 @@ def test_scrape_counts_real_jobs_run_by_a_worker(r: redis.Redis, inprocess_worke
         handle.wait(15)
     text, samples = scrape()
 
-    def job(name: str, job_type: str) -> float:
-        return value(samples, name, queue=Q, job_type=job_type)
+    def job(name: str, *job_types: str) -> list[float]:
+        return [value(samples, name, queue=Q, job_type=j) for j in job_types]
 
-    assert [job("jobs_scheduled_total", j) for j in ("t-echo", "t-always-fails", "t-flaky")] == [
-        3, 2, 1]
-    assert [job("jobs_completed_total", j) for j in ("t-echo", "t-always-fails", "t-flaky")] == [
-        3, 0, 1]
-    assert job("jobs_failed_total", "t-always-fails") == 2
-    assert job("jobs_dead_letter_total", "t-always-fails") == 2
-    assert job("job_retries_total", "t-flaky") == 1 and job("job_retries_total", "t-echo") == 0
-    assert job("jobs_stalled_total", "t-echo") == 0
-    # Every finished job is timed once: a retried attempt is not.
-    assert job("job_processing_duration_seconds_count", "t-echo") == 3
-    assert job("job_processing_duration_seconds_count", "t-always-fails") == 2
-    assert job("job_processing_duration_seconds_count", "t-flaky") == 1
+    trio = ("t-echo", "t-always-fails", "t-flaky")
+    assert job("jobs_scheduled_total", *trio) == [3, 2, 1]
+    assert job("jobs_completed_total", *trio) == [3, 0, 1]
+    assert job("jobs_failed_total", *trio) == job("jobs_dead_letter_total", *trio) == [0, 2, 0]
+    assert job("job_retries_total", *trio) == [0, 0, 1]
+    assert job("jobs_stalled_total", *trio) == [0, 0, 0]
+    # Every finished job is timed once; the retried attempt of t-flaky is not.
+    assert job("job_processing_duration_seconds_count", *trio) == [3, 2, 1]
     slept = buckets(samples, Q, "t-sleep")
     assert slept["0.05"] == 0 and slept["+Inf"] == 1, "a 60 ms job lands above the 50 ms bound"
-    assert job("job_processing_duration_seconds_sum", "t-sleep") >= 0.06
+    assert job("job_processing_duration_seconds_sum", "t-sleep")[0] >= 0.06
     echo = list(buckets(samples, Q, "t-echo").values())
     assert echo == sorted(echo) and echo[-1] == 3, "buckets are cumulative, +Inf is the count"
-
-    gauges = {state: value(samples, f"queue_jobs_{state}", queue=Q)
-              for state in ("waiting", "active", "completed", "failed", "delayed")}
-    assert gauges == {"waiting": 0, "active": 0, "completed": 5, "failed": 2, "delayed": 0}
-    assert value(samples, "queue_paused", queue=Q) == 0
-    assert value(samples, "queue_active_workers", queue=Q) == 1
-    assert value(samples, "queue_jobs_waiting", queue="batch-processing") == 0
-    labels = {name for (_, key) in samples for name, _ in key}
-    assert labels == {"queue", "job_type", "le"}, "no job or worker ids as labels"
+    assert_queue_gauges(samples)
     promtool_check(text)
 
 

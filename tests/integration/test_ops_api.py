@@ -1,0 +1,177 @@
+"""The ops HTTP API through Django's test client: auth, the seed's paths, JSON errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from io import StringIO
+from typing import Any
+
+import jwt
+import pytest
+import redis
+from django.core.management import CommandError, call_command
+from django.test import Client, override_settings
+
+from deadletter.models import AuditEvent, DeadLetter
+from queues import auth
+from tests.integration.test_deadletter_services import Q, record
+
+pytestmark = [pytest.mark.django_db,
+              pytest.mark.usefixtures("jwt_secret")]
+SECRET = "another-test-secret-for-the-api-tests-only"
+
+
+@pytest.fixture
+def jwt_secret() -> Any:
+    with override_settings(COORDINATOR_JWT_SECRET=SECRET):
+        yield
+
+
+def token(*scopes: str, sub: str = "ops-bot", **claims: Any) -> str:
+    now = int(time.time())
+    body = {"sub": sub, "scope": " ".join(scopes), "iat": now, "nbf": now, "exp": now + 600,
+            "iss": "job-queue-coordinator", "aud": "job-queue-coordinator-api", **claims}
+    return jwt.encode(body, SECRET, algorithm="HS256")
+
+
+def call(method: str, path: str, tok: str | None = None, body: Any = None,
+         raw: str | None = None) -> Any:
+    client = Client()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {tok}"} if tok else {}
+    data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+    kwargs = {"data": data, "content_type": "application/json"} if data is not None else {}
+    return getattr(client, method)(path, **kwargs, **headers)
+
+
+MANAGE = token("queues:manage", "queues:enqueue")
+
+
+@pytest.mark.parametrize("bad", [
+    None,
+    token("queues:view", exp=int(time.time()) - 10),
+    jwt.encode({"sub": "x", "scope": "queues:view"}, "another-secret-of-sufficient-length",
+               algorithm="HS256"),
+    jwt.encode({"sub": "x", "scope": "queues:view", "iss": "job-queue-coordinator",
+                "aud": "job-queue-coordinator-api", "exp": int(time.time()) + 60}, None,
+               algorithm="none"),
+    token("queues:view", aud="someone-else"),
+    token("queues:view", nbf=int(time.time()) + 600),
+    "not.a.jwt",
+])
+def test_bad_tokens_get_401(bad: str | None) -> None:
+    response = call("get", f"/queues/{Q}/status", bad)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Unauthorized"}
+
+
+def test_scopes_map_to_view_enqueue_manage_per_queue(r: redis.Redis) -> None:
+    viewer = token("queues:view")
+    assert call("get", f"/queues/{Q}/status", viewer).status_code == 200
+    denied = call("post", f"/queues/{Q}/pause", viewer)
+    assert denied.status_code == 403 and "queues:manage" in denied.json()["detail"]
+    only_batch = token("queues:manage:batch-processing")
+    assert call("post", "/queues/batch-processing/pause", only_batch).status_code == 200
+    assert call("post", f"/queues/{Q}/pause", only_batch).status_code == 403
+    assert call("get", "/queues", only_batch).json() == {"queues": ["batch-processing"]}
+    assert call("post", f"/queues/{Q}/jobs", viewer,
+                {"name": "t-echo", "data": {"value": 1}}).status_code == 403
+
+
+def test_enqueue_get_cancel_and_priority(r: redis.Redis) -> None:
+    made = call("post", f"/queues/{Q}/jobs", MANAGE,
+                {"name": "t-echo", "data": {"value": 1}, "options": {"job_id": "api-1"}})
+    assert made.status_code == 201 and made.json() == {"id": "api-1", "created": True}
+    again = call("post", f"/queues/{Q}/jobs", MANAGE,
+                 {"name": "t-echo", "data": {"value": 2}, "options": {"job_id": "api-1"}})
+    assert again.status_code == 200 and again.json()["created"] is False
+    job = call("get", f"/queues/{Q}/jobs/api-1", MANAGE).json()
+    assert (job["state"], job["data"], job["client_id"]) == (
+        "waiting", {"value": 1, "note": ""}, "ops-bot")
+    assert call("post", f"/queues/{Q}/jobs/api-1/priority", MANAGE,
+                {"priority": 3}).json() == {"id": "api-1", "priority": 3}
+    assert call("delete", f"/queues/{Q}/jobs/api-1", MANAGE).json()["outcome"] == "cancelled"
+    assert call("delete", f"/queues/{Q}/jobs/api-1", MANAGE).status_code == 409
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "field"), [
+    ("post", f"/queues/{Q}/jobs", {"name": "t-echo", "data": {"value": "x"}}, 422, "data.value"),
+    ("post", f"/queues/{Q}/jobs", {"name": "nope", "data": {}}, 422, "name"),
+    ("post", "/queues/nope/jobs", {"name": "t-echo", "data": {"value": 1}}, 404, None),
+    ("post", f"/queues/{Q}/jobs", {"name": "t-echo", "data": {"value": 1},
+                                   "options": {"priority": 12}}, 422, "priority"),
+    ("post", f"/queues/{Q}/jobs/missing/priority", {"priority": 1}, 404, None),
+    ("get", f"/queues/{Q}/jobs/missing", None, 404, None),
+    ("post", f"/queues/{Q}/scale", {"targetWorkers": -1}, 422, None),
+    ("post", "/queues", {"name": "x", "config": {"min_workers": 9, "max_workers": 1}}, 422, None),
+    ("post", "/queues", {"name": Q}, 409, None),
+    ("post", f"/queues/{Q}/recurring", {"name": "t-echo", "data": {"value": 1},
+                                         "cron": "61 * * * *"}, 422, "cron.minute"),
+    ("get", "/workers/nobody@nowhere", None, 404, None),
+])
+def test_bad_input_gets_a_json_error_and_changes_nothing(
+        r: redis.Redis, method: str, path: str, body: Any, status: int, field: str | None) -> None:
+    response = call(method, path, MANAGE, body)
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    if field:
+        assert response.json()["field"] == field
+    assert r.llen(Q) == 0 and not AuditEvent.objects.exists()
+
+
+def test_payload_too_large_and_malformed_json(r: redis.Redis) -> None:
+    with override_settings(COORDINATOR_MAX_JOB_DATA_SIZE=50):
+        big = call("post", f"/queues/{Q}/jobs", MANAGE,
+                   {"name": "t-sleep", "data": {"blob": "x" * 100}})
+    assert big.status_code == 413 and big.json()["error"] == "PayloadTooLarge"
+    broken = call("post", f"/queues/{Q}/jobs", MANAGE, raw="{not json")
+    assert broken.status_code == 400
+    assert r.llen(Q) == 0
+
+
+def test_seed_failed_paths_requeue_by_job_id(r: redis.Redis) -> None:
+    record("seed-1")
+    listed = call("get", f"/queues/{Q}/failed", MANAGE).json()
+    assert [j["id"] for j in listed["failedJobs"]] == ["seed-1"]
+    assert listed["failedJobs"][0]["error"]["name"] == "LookupError"
+    done = call("post", f"/queues/{Q}/failed/seed-1/requeue", MANAGE)
+    assert done.status_code == 200 and done.json()["newJobId"] == "seed-1:r1"
+    assert call("post", f"/queues/{Q}/failed/seed-1/requeue", MANAGE).status_code == 409
+    assert call("post", f"/queues/{Q}/failed/never/requeue", MANAGE).status_code == 404
+    event = AuditEvent.objects.get(action="requeue")
+    assert event.actor == "client:ops-bot"
+    stats = call("get", f"/queues/{Q}/failed/stats", MANAGE).json()
+    assert stats["total_failed_jobs"] == 1
+    assert call("delete", f"/queues/{Q}/failed?older_than_days=0", MANAGE).json()["purged"] == 1
+    assert not DeadLetter.objects.exists()
+
+
+def test_management_calls_are_audited_with_the_client_id(r: redis.Redis) -> None:
+    call("post", f"/queues/{Q}/pause", MANAGE)
+    call("post", f"/queues/{Q}/resume", MANAGE)
+    assert call("post", f"/queues/{Q}/scale", MANAGE, {"targetWorkers": 2}).json()[
+        "actualCount"] == 0
+    assert list(AuditEvent.objects.order_by("pk").values_list("action", "actor")) == [
+        ("pause", "client:ops-bot"), ("resume", "client:ops-bot"), ("scale", "client:ops-bot")]
+
+
+def test_openapi_document_lists_the_paths() -> None:
+    doc = Client().get("/openapi.json").json()
+    for path in ("/queues/{name}/scale", "/queues/{name}/failed",
+                 "/queues/{name}/failed/{job_id}/requeue", "/queues/{name}/jobs"):
+        assert path in doc["paths"], path
+    assert doc["components"]["securitySchemes"]["JWTBearer"]["scheme"] == "bearer"
+
+
+def test_mint_token_command() -> None:
+    out = StringIO()
+    call_command("mint_token", "cli-client", "--scope", "queues:view:photo-processing",
+                 stdout=out)
+    principal = auth.verify(out.getvalue().strip())
+    assert principal is not None and principal.client_id == "cli-client"
+    assert principal.can("view", Q) and not principal.can("view", "maintenance")
+    with pytest.raises(CommandError, match="unknown scope"):
+        call_command("mint_token", "x", "--scope", "admin", stdout=StringIO())
+    with override_settings(COORDINATOR_JWT_SECRET=""), \
+            pytest.raises(CommandError, match="set JWT_SECRET"):
+        call_command("mint_token", "x", "--scope", "queues:view", stdout=StringIO())
