@@ -142,3 +142,14 @@ def watch(out: TextIO, *, exit_when_done: bool, alive: Callable[[], list[str]]) 
             out.write("sample workload done\n")
             return 0
         time.sleep(1)
+
+
+def demo_token() -> str:
+    """A one-hour token with every scope, for trying the ops API with curl."""
+    from queues import auth
+    from queues.exceptions import ConfigurationError
+
+    try:
+        return auth.mint("demo", ["queues:view", "queues:enqueue", "queues:manage"])
+    except ConfigurationError as exc:
+        return f"(none: {exc})"

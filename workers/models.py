@@ -11,6 +11,13 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+def default_cooldown() -> int:
+    """SCALING_COOLDOWN_PERIOD (ms), the seed's default for both directions."""
+    from queues.conf import settings
+
+    return int(settings.SCALING_COOLDOWN_PERIOD)
+
+
 class ScalingPolicy(models.Model):
     queue_type = models.OneToOneField("queues.QueueType", on_delete=models.CASCADE,
                                       related_name="scaling_policy")
@@ -19,8 +26,8 @@ class ScalingPolicy(models.Model):
         default=60000, validators=[MinValueValidator(1000)],
         help_text=_("Aim to clear the backlog within this time."))
     scaling_factor = models.FloatField(default=1.2, validators=[MinValueValidator(1.0)])
-    scale_up_cooldown_ms = models.PositiveIntegerField(default=300000)
-    scale_down_cooldown_ms = models.PositiveIntegerField(default=300000)
+    scale_up_cooldown_ms = models.PositiveIntegerField(default=default_cooldown)
+    scale_down_cooldown_ms = models.PositiveIntegerField(default=default_cooldown)
     max_scale_up_step = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
     max_scale_down_step = models.PositiveIntegerField(default=2,
                                                       validators=[MinValueValidator(1)])

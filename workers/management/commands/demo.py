@@ -32,6 +32,7 @@ class Command(BaseCommand):
             wait_for_workers(demo.QUEUES, timeout=60)
             accepted = demo.enqueue_workload(opts["jobs"])
             self.stdout.write(f"enqueued {accepted} jobs")
+            self.stdout.write(f"ops API token (1 h): {demo.demo_token()}")
             code = demo.watch(sys.stdout, exit_when_done=opts["exit_when_done"],
                               alive=supervisor.dead)
         except KeyboardInterrupt:
