@@ -11,13 +11,12 @@ enqueue time (``sent``), push ``[sent, started]`` onto a list.
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
-import redis
 from celery import shared_task
 
+from bench.common import redis_client
 from queues.context import JobContext
 from queues.jobs import job
 
@@ -27,15 +26,7 @@ RAW_QUEUE = "bench-raw"
 COUNT_KEY = "bench:throughput:count"
 STARTS_KEY = "bench:throughput:starts"
 
-_clients: dict[int, redis.Redis] = {}
-
-
-def _client() -> redis.Redis:
-    """One plain Redis client per process (a forked pool child makes its own)."""
-    pid = os.getpid()
-    if pid not in _clients:
-        _clients[pid] = redis.Redis.from_url(os.environ["REDIS_URL"])
-    return _clients[pid]
+_client = redis_client  # the jobs below run in worker processes
 
 
 def _noop(data: dict[str, Any]) -> None:

@@ -9,13 +9,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
-import redis
 from celery import shared_task
 
+from bench.common import redis_client
 from queues.context import JobContext
 from queues.jobs import job
 
@@ -23,15 +22,7 @@ QUEUE = "photo-processing"
 JOB_NAME = "bench-delayed"
 STARTS_KEY = "bench:delay:starts"
 
-_clients: dict[int, redis.Redis] = {}
-
-
-def _client() -> redis.Redis:
-    """One plain Redis client per process (a forked pool child makes its own)."""
-    pid = os.getpid()
-    if pid not in _clients:
-        _clients[pid] = redis.Redis.from_url(os.environ["REDIS_URL"])
-    return _clients[pid]
+_client = redis_client  # the jobs below run in worker processes
 
 
 @job(QUEUE, JOB_NAME, attempts=1)

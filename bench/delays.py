@@ -21,7 +21,6 @@ import json
 import math
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from typing import Any
 
 import psutil
 import redis
+
+from bench.common import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_URL = "sqlite:////tmp/jq-bench-delays.sqlite3"
@@ -145,13 +146,7 @@ class Worker:
         return Rss(total, own)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @contextmanager

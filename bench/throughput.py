@@ -21,7 +21,6 @@ import dataclasses
 import functools
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``bench`` and the project importable
     sys.path.insert(0, str(ROOT))
 
+from bench.common import stop_process  # noqa: E402
 from bench.delays import percentile, private_redis, wait_for  # noqa: E402
 
 DATABASE_URL = "sqlite:////tmp/jq-bench-throughput.sqlite3"
@@ -135,13 +135,7 @@ class Worker:
             raise RuntimeError(f"worker exited:\n{self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @contextmanager

@@ -104,25 +104,29 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     def has_purge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("deadletter.purge_deadletter")
 
+    def _per_row(self, request: HttpRequest, queryset: QuerySet[DeadLetter], *, action: str,
+                 question: str, service: Callable[..., Any], verb: str) -> HttpResponse | None:
+        """Confirm first; then call ``service`` for each row with the actor and reason."""
+        if request.POST.get("post") != "yes":
+            return _confirm(self, request, queryset, action=action, with_reason=True,
+                            question=question)
+        reason = request.POST.get("reason", "")[:500]
+        actor = request.user.get_username()
+        _run_each(self, request, queryset,
+                  lambda row: service(row.pk, actor=actor, reason=reason), verb)
+        return None
+
     @admin.action(description=_("Requeue selected dead letters"), permissions=["requeue"])
     def requeue(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> HttpResponse | None:
-        if request.POST.get("post") != "yes":
-            return _confirm(self, request, queryset, action="requeue", with_reason=True,
-                            question=_("Requeue these dead letters as new jobs?"))
-        reason = request.POST.get("reason", "")[:500]
-        _run_each(self, request, queryset, lambda row: services.requeue_dead_letter(
-            row.pk, actor=request.user.get_username(), reason=reason), "requeued")
-        return None
+        return self._per_row(request, queryset, action="requeue", verb="requeued",
+                             question=_("Requeue these dead letters as new jobs?"),
+                             service=services.requeue_dead_letter)
 
     @admin.action(description=_("Archive selected dead letters"), permissions=["archive"])
     def archive(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> HttpResponse | None:
-        if request.POST.get("post") != "yes":
-            return _confirm(self, request, queryset, action="archive", with_reason=True,
-                            question=_("Archive these dead letters (they will not be requeued)?"))
-        reason = request.POST.get("reason", "")[:500]
-        _run_each(self, request, queryset, lambda row: services.archive_dead_letter(
-            row.pk, actor=request.user.get_username(), reason=reason), "archived")
-        return None
+        return self._per_row(request, queryset, action="archive", verb="archived",
+                             question=_("Archive these dead letters (they will not be requeued)?"),
+                             service=services.archive_dead_letter)
 
     @admin.action(description=_("Purge selected dead letters"), permissions=["purge"])
     def purge(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> HttpResponse | None:
