@@ -132,7 +132,11 @@ def _enqueue_same_id(_: int) -> bool:
 
 
 def test_concurrent_enqueues_of_one_id_create_one_job(
-        r: redis.Redis, builtin_queue_types: None) -> None:
+        r: redis.Redis, builtin_queue_types: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import worker_database_url
+
+    # The spawned processes read the test database (the registry), not the default one.
+    monkeypatch.setenv("DATABASE_URL", worker_database_url())
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         created = pool.map(_enqueue_same_id, range(4))
     assert sorted(created) == [False, False, False, True]
