@@ -61,7 +61,8 @@ DEAD_LETTER = ("jobs_dead_letter", "Jobs handed to the dead-letter store.")
 DURATION_HISTOGRAM = "job_processing_duration_seconds"
 GAUGE_STATES = ("waiting", "active", "completed", "failed", "delayed")
 JOB_LABELS = ("queue", "job_type")
-# Replies per queue in the scrape pipeline: stats, one ZCARD per state, paused, workers.
+# Replies per queue in the scrape pipeline: stats, one ZCARD per state, meta
+# (paused, scale_target), workers.
 _REPLIES_PER_QUEUE = len(GAUGE_STATES) + 3
 
 
@@ -75,6 +76,7 @@ class QueueReading:
     counts: dict[str, int]
     paused: bool
     workers: int
+    scale_target: int = -1  # processes wanted by scale_workers; -1 when never set
 
 
 @dataclass
@@ -113,7 +115,7 @@ def read_queues() -> list[QueueReading]:
             pipe.hgetall(keys.stats(name))
             for state in GAUGE_STATES:
                 pipe.zcard(keys.state_index(name, state))
-            pipe.hget(keys.meta(name), "paused")
+            pipe.hmget(keys.meta(name), "paused", "scale_target")
             pipe.zcount(keys.queue_workers(name), live_since, "+inf")
         replies = pipe.execute()
     step = _REPLIES_PER_QUEUE
@@ -122,7 +124,7 @@ def read_queues() -> list[QueueReading]:
 
 
 def _reading(name: str, spec: registry.QueueTypeSpec | None, replies: list[Any]) -> QueueReading:
-    stats, *counts, paused, workers = replies
+    stats, *counts, (paused, target), workers = replies
     return QueueReading(
         name=name,
         declared_jobs=spec.job_types if spec else (),
@@ -130,6 +132,7 @@ def _reading(name: str, spec: registry.QueueTypeSpec | None, replies: list[Any])
         counts=dict(zip(GAUGE_STATES, counts, strict=True)),
         paused=paused == b"1",
         workers=int(workers),
+        scale_target=int(target) if target is not None else -1,
     )
 
 
@@ -208,6 +211,11 @@ def _queue_families(readings: list[QueueReading]) -> Iterator[Metric]:
          "Workers serving the queue with a recent heartbeat.", lambda reading: reading.workers),
         (CounterMetricFamily, "worker_scaling_events", "Scaling actions taken for the queue.",
          lambda reading: reading.stats.get("scaling_events", 0)),
+        # For an external scaler (KEDA/HPA): processes the queue should have,
+        # including what running workers could not host. -1: never set.
+        (GaugeMetricFamily, "queue_desired_processes",
+         "Processes scale_workers or the autoscaler asked for.",
+         lambda reading: reading.scale_target),
     )
     for kind, name, doc, read in per_queue:
         metric: GaugeMetricFamily | CounterMetricFamily = kind(name, doc, labels=["queue"])

@@ -109,3 +109,13 @@ def test_autoscaler_scales_up_on_backlog_respects_cooldown_and_scales_down_when_
     assert (last.outcome, last.target) == ("scaled", 2)  # the queue type's minimum
     wait_for(lambda: _pool(r, hostname) == 2)
     assert autoscaling.check_autoscaling(Q).outcome == "no_change"
+
+
+def test_the_wanted_total_is_exported_for_an_external_scaler(
+        r: redis.Redis, builtin_queue_types: None) -> None:
+    from django.test import Client
+
+    scaling.scale_workers(Q, 6)  # no worker runs: nothing can host it here
+    text = Client().get("/metrics").content.decode()
+    assert f'queue_desired_processes{{queue="{Q}"}} 6.0' in text
+    assert 'queue_desired_processes{queue="maintenance"} -1.0' in text

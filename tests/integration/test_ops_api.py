@@ -175,3 +175,28 @@ def test_mint_token_command() -> None:
     with override_settings(COORDINATOR_JWT_SECRET=""), \
             pytest.raises(CommandError, match="set JWT_SECRET"):
         call_command("mint_token", "x", "--scope", "queues:view", stdout=StringIO())
+
+
+def test_rs256_tokens_with_a_public_key(r: redis.Redis) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    with override_settings(COORDINATOR_JWT_PUBLIC_KEY=public,
+                           COORDINATOR_JWT_PRIVATE_KEY=private):
+        minted = auth.mint("rsa-client", ["queues:view"])
+        assert jwt.get_unverified_header(minted)["alg"] == "RS256"
+        assert call("get", f"/queues/{Q}/status", minted).status_code == 200
+        assert auth.verify(minted.replace(minted[-10:], "A" * 10)) is None  # tampered
+
+
+def test_metrics_can_require_a_token(r: redis.Redis) -> None:
+    assert Client().get("/metrics").status_code == 200
+    with override_settings(COORDINATOR_METRICS_REQUIRE_TOKEN=True):
+        assert Client().get("/metrics").status_code == 401
+        ok = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token('queues:view')}")
+        assert ok.status_code == 200 and "jobs_scheduled_total" in ok.content.decode()
