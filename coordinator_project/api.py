@@ -27,6 +27,7 @@ STATUS = [  # most specific first
     ((exc.QueueTypeNotFound, exc.JobNotFound, exc.DeadLetterNotFound, exc.WorkerNotFound), 404),
     ((exc.QueueTypeAlreadyRegistered, exc.QueueNotEmpty, exc.InvalidJobState,
       exc.NotRequeueable), 409),
+    (exc.RateLimited, 429),
     (exc.BackendUnavailable, 503),
     (exc.CoordinatorError, 400),
 ]

@@ -17,6 +17,7 @@
     │   │   └── InvalidCronError
     │   ├── JobNotFound
     │   ├── JobFailed
+    │   ├── RateLimited
     │   ├── InvalidJobState
     │   ├── RetryableJobError              (job code: transient, always retried)
     │   └── NonRetryableError              (job code: never retried)
@@ -127,6 +128,14 @@ class JobNotFound(JobError):
 
 class JobFailed(JobError):
     """The job ended failed or cancelled (raised by ``JobHandle.get``)."""
+
+
+class RateLimited(JobError):
+    """The client enqueued more than MAX_JOBS_PER_MINUTE jobs this minute; nothing was recorded."""
+
+    def __init__(self, client_id: str, limit: int) -> None:
+        super().__init__(f"client {client_id!r} may enqueue {limit} jobs per minute; try again "
+                         "in the next minute", client_id=client_id, limit=limit)
 
 
 class InvalidJobState(JobError):

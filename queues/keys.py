@@ -89,6 +89,11 @@ def failure_alert(queue: str, job_name: str) -> str:
     return f"{queue_base(queue)}alert:{job_name}"
 
 
+def client_rate(client_id: str, minute: int) -> str:
+    """Jobs a client enqueued in one minute (for MAX_JOBS_PER_MINUTE)."""
+    return f"{prefix()}rate:{client_id}:{minute}"
+
+
 def known_queues() -> str:
     """A set of every queue name a job was ever enqueued to (for sweeps)."""
     return f"{prefix()}queues"

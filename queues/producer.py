@@ -63,6 +63,7 @@ def submit(task: JobTask, items: Sequence[Any], call_options: dict[str, Any]) ->
     Raises:
         QueueTypeNotFound, JobValidationError, PayloadTooLarge: bad input; nothing
             was recorded or published.
+        RateLimited: a job with a ``client_id`` over MAX_JOBS_PER_MINUTE (seed §10.1).
         BackendUnavailable: Redis is unreachable.
     """
     spec = registry.get(task.job_queue)
@@ -75,6 +76,8 @@ def submit(task: JobTask, items: Sequence[Any], call_options: dict[str, Any]) ->
         raise JobValidationError("job_id names one job; enqueue_many takes none", field="job_id")
     limit = settings.MAX_JOB_DATA_SIZE
     payloads = [encode_payload(task, data, limit=limit) for data in items]
+    if opts.client_id and settings.ENABLE_RATE_LIMITING:
+        store.take_rate(opts.client_id, len(payloads), settings.MAX_JOBS_PER_MINUTE, now=now)
     template = _template(task)
     batch = _batch(task, spec, opts, template, now)
     jobs = [_new_job(template, opts, payload) for payload in payloads]

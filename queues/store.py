@@ -123,6 +123,25 @@ class Claim:
     expired_record: dict[str, str] | None = None
 
 
+def take_rate(client_id: str, count: int, limit: int, *, now: int) -> None:
+    """Count ``count`` jobs against the client's budget for this minute (a fixed window).
+
+    Raises:
+        RateLimited: the budget would be exceeded; nothing is counted then.
+    """
+    from queues.exceptions import RateLimited
+
+    key = keys.client_rate(client_id, now // 60000)
+    with backend():
+        pipe = client().pipeline(transaction=False)
+        pipe.incrby(key, count)
+        pipe.expire(key, 120)
+        used, _ = pipe.execute()
+        if used > limit:
+            client().decrby(key, count)
+            raise RateLimited(client_id, limit)
+
+
 def claim(queue: str, job_id: str, *, gen: int, token: str, worker: str) -> Claim:
     """Move a waiting job to active for ``token`` (or fail it as expired)."""
     script_keys = [

@@ -200,3 +200,23 @@ def test_metrics_can_require_a_token(r: redis.Redis) -> None:
         assert Client().get("/metrics").status_code == 401
         ok = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token('queues:view')}")
         assert ok.status_code == 200 and "jobs_scheduled_total" in ok.content.decode()
+
+
+def test_clients_are_rate_limited_per_minute(r: redis.Redis) -> None:
+    from queues.exceptions import RateLimited
+    from queues.jobs import enqueue
+
+    with override_settings(COORDINATOR_MAX_JOBS_PER_MINUTE=3):
+        for n in range(3):
+            assert call("post", f"/queues/{Q}/jobs", MANAGE,
+                        {"name": "t-echo", "data": {"value": n}}).status_code == 201
+        refused = call("post", f"/queues/{Q}/jobs", MANAGE,
+                       {"name": "t-echo", "data": {"value": 9}})
+        assert refused.status_code == 429 and refused.json()["error"] == "RateLimited"
+        with pytest.raises(RateLimited):
+            enqueue(Q, "t-echo", {"value": 9}, client_id="ops-bot")
+        enqueue(Q, "t-echo", {"value": 9}, client_id="someone-else")
+        enqueue(Q, "t-echo", {"value": 9})  # no client id: app code is not limited
+        with override_settings(COORDINATOR_ENABLE_RATE_LIMITING=False):
+            enqueue(Q, "t-echo", {"value": 9}, client_id="ops-bot")
+    assert r.llen(Q) == 6
