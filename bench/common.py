@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import redis
 
@@ -28,3 +31,14 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def configure(env: dict[str, str], jobs_module: str) -> None:
+    """Environment for this process and its workers, then migrate and ``django.setup()``."""
+    os.environ.update({**env, "DJANGO_SETTINGS_MODULE": "coordinator_project.settings"})
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=root, check=True)
+    import django
+
+    django.setup()
+    importlib.import_module(jobs_module)  # after the settings loaded the Celery app

@@ -34,6 +34,7 @@ from typing import Any
 import psutil
 import redis
 
+from bench.common import configure as common_configure
 from bench.common import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,15 +105,8 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str,
 
 def configure(redis_url: str) -> None:
     """Environment for this process and its workers, then migrate and ``django.setup()``."""
-    os.environ.update({
-        "REDIS_URL": redis_url, "DATABASE_URL": DATABASE_URL, "JOB_MODULES": JOB_MODULES,
-        "DJANGO_SETTINGS_MODULE": "coordinator_project.settings",
-    })
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
-    import django
-
-    django.setup()
-    import bench.delay_jobs  # noqa: F401  (settings loaded the Celery app first)
+    common_configure({"REDIS_URL": redis_url, "DATABASE_URL": DATABASE_URL,
+                      "JOB_MODULES": JOB_MODULES}, "bench.delay_jobs")
 
 
 class Worker:

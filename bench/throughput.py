@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``bench`` and the project importable
     sys.path.insert(0, str(ROOT))
 
+from bench.common import configure as common_configure  # noqa: E402
 from bench.common import stop_process  # noqa: E402
 from bench.delays import percentile, private_redis, wait_for  # noqa: E402
 
@@ -81,15 +82,8 @@ class Row:
 # ----- setup -----------------------------------------------------------------------
 def configure(redis_url: str) -> None:
     """Environment for this process and its workers, then migrate and ``django.setup()``."""
-    os.environ.update({
-        "REDIS_URL": redis_url, "DATABASE_URL": DATABASE_URL, "JOB_MODULES": JOB_MODULES,
-        "DJANGO_SETTINGS_MODULE": "coordinator_project.settings",
-    })
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
-    import django
-
-    django.setup()
-    import bench.bench_jobs  # noqa: F401  (settings loaded the Celery app first)
+    common_configure({"REDIS_URL": redis_url, "DATABASE_URL": DATABASE_URL,
+                      "JOB_MODULES": JOB_MODULES}, "bench.bench_jobs")
 
 
 def payloads(count: int) -> list[dict[str, Any]]:
