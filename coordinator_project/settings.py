@@ -37,7 +37,10 @@ def _env_list(name: str, default: str) -> list[str]:
 # --- Django ---------------------------------------------------------------
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me")
 DEBUG = _env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+# The seed's scripts call http://job-queue-coordinator:3000; "testserver" is Django's
+# test client. Production sets the names its clients use (README, "Production").
+ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS",
+                          "job-queue-coordinator,localhost,127.0.0.1,[::1],testserver")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -62,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # ninja answers a wrong method with a plain-text 405; API clients get JSON.
+    "coordinator_project.middleware.JSONMethodNotAllowedMiddleware",
 ]
 
 ROOT_URLCONF = "coordinator_project.urls"
@@ -108,6 +113,15 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".run" / "static"
+# collectstatic (image build, ./dev setup) writes compressed copies that WhiteNoise
+# serves; no manifest, so a page never fails for a file collectstatic has not seen.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Until collectstatic has run (a fresh clone started by hand), serve the apps' own
+# static files, so admin has its CSS however the web process was started.
+WHITENOISE_USE_FINDERS = not STATIC_ROOT.is_dir()
 
 # Structured JSON lines by default (one per event, with queue, job id, job type,
 # trace id and worker); LOG_FORMAT=text gives a human-readable line instead.
@@ -154,6 +168,10 @@ COORDINATOR_WORKER_STALLED_INTERVAL = _env_int("WORKER_STALLED_INTERVAL", 30000)
 COORDINATOR_WORKER_RETRY_PROCESS_DELAY = _env_int("WORKER_RETRY_PROCESS_DELAY", 5000)
 # Security.
 COORDINATOR_MAX_JOB_DATA_SIZE = _env_int("MAX_JOB_DATA_SIZE", 1048576)
+# Request bodies: the job limit plus room for the envelope (name, options), so a
+# payload at the limit gets the precise 413 PayloadTooLarge and a bigger body
+# a 413 from the request layer.
+DATA_UPLOAD_MAX_MEMORY_SIZE = COORDINATOR_MAX_JOB_DATA_SIZE + 64 * 1024
 COORDINATOR_MAX_JOB_AGE = _env_int("MAX_JOB_AGE", 3600000)
 COORDINATOR_ENABLE_RATE_LIMITING = _env_bool("ENABLE_RATE_LIMITING", True)
 COORDINATOR_MAX_JOBS_PER_MINUTE = _env_int("MAX_JOBS_PER_MINUTE", 1000)
@@ -176,6 +194,11 @@ JOB_MODULES = _env_list("JOB_MODULES", "coordinator_project.sample_jobs")
 
 # --- Celery (CELERY_* namespace) ---------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
+# kombu's Redis transport with a safe close after a lost connection and a
+# quarantine for fetched items that are not messages (queues/transport.py).
+# BROKER_TRANSPORT=redis selects kombu's own (to check whether a kombu upgrade
+# fixed what queues/transport.py patches: tests/e2e/test_broker_faults.py).
+CELERY_BROKER_TRANSPORT = os.environ.get("BROKER_TRANSPORT", "queues.transport:Transport")
 # The job record in Redis is the result store: no Celery result backend.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -190,7 +213,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = _env_int("WORKER_PREFETCH_MULTIPLIER", 1)
 CELERY_WORKER_DISABLE_PREFETCH = _env_bool("WORKER_DISABLE_PREFETCH", True)
 CELERY_WORKER_CONCURRENCY = COORDINATOR_DEFAULT_WORKER_CONCURRENCY
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A lost broker connection must not kill running jobs: their redelivered messages are
+# no-ops while the job's lock lives (DESIGN §4a), so Celery's guard against running
+# an acks_late task twice would only make it run twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -231,3 +257,9 @@ COORDINATOR_JWT_PRIVATE_KEY = os.environ.get("JWT_PRIVATE_KEY", "")  # for mint_
 COORDINATOR_JWT_ISSUER = os.environ.get("JWT_ISSUER", "job-queue-coordinator")
 COORDINATOR_JWT_AUDIENCE = os.environ.get("JWT_AUDIENCE", "job-queue-coordinator-api")
 COORDINATOR_METRICS_REQUIRE_TOKEN = _env_bool("METRICS_REQUIRE_TOKEN", False)
+
+# --- Flower (read by flowerconfig.py) ----------------------------------------------
+# "user:password[,user2:password2]", Flower's own --basic-auth format. Flower does
+# not read the Celery app's config, so this is a plain setting; without it (or
+# Flower's OAuth, --auth) flowerconfig.py refuses to start Flower.
+FLOWER_BASIC_AUTH = _env_list("FLOWER_BASIC_AUTH", "")

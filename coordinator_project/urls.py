@@ -1,4 +1,7 @@
-"""URL routes: admin, the open probes, /metrics, and the JWT-protected ops API (seed §12)."""
+"""URL routes: admin, the open probes, /metrics, and the JWT-protected ops API (seed §12).
+
+Django's 400 and 404 answers are JSON outside admin (``coordinator_project.errors``).
+"""
 
 from django.contrib import admin
 from django.urls import path
@@ -13,3 +16,6 @@ urlpatterns = [
     path("metrics", probes.metrics_view, name="metrics"),
     path("", api.urls),
 ]
+
+handler400 = "coordinator_project.errors.bad_request"
+handler404 = "coordinator_project.errors.not_found"

@@ -151,9 +151,10 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "actor", "action", "target_type", "target_id", "queue")
+    list_display = ("created_at", "actor", "action", "target_type", "target_id", "queue",
+                    "job_id")
     list_filter = ("action", "target_type", "queue", ("created_at", admin.DateFieldListFilter))
-    search_fields = ("actor", "target_id")
+    search_fields = ("actor", "target_id", "^job_id")
     date_hierarchy = "created_at"
     readonly_fields = ("created_at", "actor", "action", "target_type", "target_id", "queue",
-                       "details")
+                       "job_id", "details")

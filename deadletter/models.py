@@ -88,6 +88,9 @@ class AuditEvent(models.Model):
     target_type = models.CharField(max_length=32, db_index=True)
     target_id = models.CharField(max_length=300, blank=True)
     queue = models.CharField(max_length=64, blank=True, db_index=True)
+    # The job an action touched (a dead letter's job, a cancelled job); bulk actions
+    # list theirs in ``details["job_ids"]``.
+    job_id = models.CharField(max_length=300, blank=True, db_index=True)
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from deadletter.models import DeadLetter
-from deadletter.services import audit, purge_dead_letters
+from deadletter.services import AUDIT_MAX_JOB_IDS, audit, job_id_details, purge_dead_letters
 from queues.jobs import task_name
 from queues.models import QueueType
 
@@ -65,13 +65,15 @@ def apply_policy(queue: str) -> dict[str, int]:
     now = timezone.now()
     if qt.dead_letter_archive_after_days:
         cutoff = now - timedelta(days=qt.dead_letter_archive_after_days)
+        due = DeadLetter.objects.in_queue(queue).requeueable().older_than(cutoff)
         with transaction.atomic():
-            archived = DeadLetter.objects.in_queue(queue).requeueable().older_than(cutoff).update(
-                status=DeadLetter.Status.ARCHIVED, acted_by=RETENTION_ACTOR, acted_at=now,
-                status_changed=now)
+            job_ids = list(due.values_list("job_id", flat=True)[:AUDIT_MAX_JOB_IDS])
+            archived = due.update(status=DeadLetter.Status.ARCHIVED, acted_by=RETENTION_ACTOR,
+                                  acted_at=now, status_changed=now)
             if archived:
                 audit(RETENTION_ACTOR, "archive", target_type="queue", target_id=queue,
-                      queue=queue, archived=archived, older_than=cutoff.isoformat())
+                      queue=queue, archived=archived, older_than=cutoff.isoformat(),
+                      **job_id_details(job_ids, archived))
     if qt.dead_letter_purge_after_days:
         purged = purge_dead_letters(
             queue, older_than=timedelta(days=qt.dead_letter_purge_after_days),

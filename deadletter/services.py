@@ -6,6 +6,7 @@ actor the front end passes in (DESIGN §8.4); front ends never write audit rows.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from deadletter.recording import recent_failures
 from queues import registry
 from queues.exceptions import CoordinatorError, DeadLetterNotFound, NotRequeueable
 from queues.jobs import enqueue
+from queues.options import MAX_JOB_ID_LENGTH
 
 logger = logging.getLogger("deadletter")
 
@@ -29,12 +31,22 @@ _KEPT_OPTIONS = ("priority", "attempts", "backoff", "remove_on_complete", "remov
                  "trace_id", "client_id")
 
 
+# A bulk action's audit event lists at most this many of the job ids it touched.
+AUDIT_MAX_JOB_IDS = 1000
+
+
 def audit(actor: str, action: str, *, target_type: str, target_id: str = "", queue: str = "",
-          **details: Any) -> AuditEvent:
-    """Append one audit event."""
+          job_id: str = "", **details: Any) -> AuditEvent:
+    """Append one audit event (``job_id``: the job the action touched, if one)."""
     return AuditEvent.objects.create(actor=actor or "system", action=action,
                                      target_type=target_type, target_id=str(target_id),
-                                     queue=queue, details=details)
+                                     queue=queue, job_id=job_id, details=details)
+
+
+def job_id_details(job_ids: list[str], total: int) -> dict[str, Any]:
+    """The ``details`` of a bulk action: the job ids it touched, capped."""
+    listed = job_ids[:AUDIT_MAX_JOB_IDS]
+    return {"job_ids": listed, "job_ids_truncated": total > len(listed)}
 
 
 def on_management_action(sender: Any, *, actor: str, action: str, target_type: str,
@@ -77,6 +89,17 @@ def latest_for_job(queue: str, job_id: str) -> DeadLetter:
     return row
 
 
+def requeue_job_id(root_job_id: str, generation: int) -> str:
+    """``<root>:r<n>``; a root too long for that is shortened with a digest of itself,
+    so the id stays within the job id limit and the same for every requeue of a row."""
+    suffix = f":r{generation}"
+    if len(root_job_id) + len(suffix) <= MAX_JOB_ID_LENGTH:
+        return root_job_id + suffix
+    digest = hashlib.sha256(root_job_id.encode()).hexdigest()[:16]
+    keep = MAX_JOB_ID_LENGTH - len(suffix) - len(digest) - 1
+    return f"{root_job_id[:keep]}.{digest}{suffix}"
+
+
 @dataclass(frozen=True)
 class RequeueResult:
     dead_letter_id: int
@@ -94,7 +117,7 @@ def requeue_dead_letter(dead_letter_id: int, *, actor: str, reason: str = "") ->
         CoordinatorError from enqueue (then the dead letter stays open).
     """
     row = get_dead_letter(dead_letter_id)
-    new_id = f"{row.root_job_id}:r{row.requeue_generation + 1}"
+    new_id = requeue_job_id(row.root_job_id, row.requeue_generation + 1)
     now = timezone.now()
     with transaction.atomic():
         claimed = DeadLetter.objects.filter(pk=row.pk, status=DeadLetter.Status.OPEN).update(
@@ -152,12 +175,15 @@ def purge_dead_letters(queue: str, *, older_than: datetime | timedelta | None = 
         rows = rows.older_than(older_than)
     if ids is not None:
         rows = rows.filter(pk__in=ids)
-    deleted = 0
-    while batch := list(rows.values_list("pk", flat=True)[: settings.PURGE_BATCH]):
+    deleted, job_ids = 0, []
+    while batch := list(rows.values_list("pk", "job_id")[: settings.PURGE_BATCH]):
         with transaction.atomic():
-            deleted += DeadLetter.objects.filter(pk__in=batch).delete()[0]
+            deleted += DeadLetter.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
+        if len(job_ids) < AUDIT_MAX_JOB_IDS:
+            job_ids += [job_id for _, job_id in batch]
     audit(actor, "purge", target_type="queue", target_id=queue, queue=queue, deleted=deleted,
-          older_than=older_than.isoformat() if older_than else None)
+          older_than=older_than.isoformat() if older_than else None,
+          **job_id_details(job_ids, deleted))
     return deleted
 
 

@@ -13,9 +13,13 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
+from pydantic import field_validator
 
 from queues import health, jobs, manager, scheduling, stats
 from queues.auth import Principal
+from queues.options import JOB_ID_PATTERN
+from queues.payload import MAX_PAYLOAD_DEPTH
+from queues.payload import check as check_payload
 
 router = Router(tags=["queues"])
 
@@ -33,11 +37,24 @@ class QueueCreate(Schema):
     name: str = Field(min_length=1, max_length=64)
     config: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("config")
+    @classmethod
+    def _storable(cls, config: dict[str, Any]) -> dict[str, Any]:
+        # Free-text fields (display_name) go to SQL: no NUL or unpaired surrogates.
+        check_payload(config, "config")
+        return config
+
 
 class EnqueueIn(Schema):
     name: str = Field(min_length=1, max_length=128)
-    data: dict[str, Any]
-    options: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(
+        description=f"The payload: strict JSON, at most {MAX_PAYLOAD_DEPTH} levels deep "
+                    "(the object itself is level 1), no NUL or unpaired surrogates.")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Job options: priority, delay_ms, run_at, attempts, backoff, job_id "
+                    f"({JOB_ID_PATTERN}), trace_id, remove_on_complete, remove_on_fail. "
+                    "client_id is ignored: the job's client id is always the token's sub.")
 
 
 class PriorityIn(Schema):
@@ -94,8 +111,14 @@ def resume(request: HttpRequest, name: str) -> dict[str, Any]:
 
 @router.post("/queues/{name}/jobs", response={201: dict, 200: dict})
 def enqueue(request: HttpRequest, name: str, body: EnqueueIn) -> Status:
+    """Enqueue one job; 201 created, 200 when ``options.job_id`` already exists.
+
+    The job's client id (its rate-limit budget, ``ctx.client_id``) is the
+    token's ``sub``; an ``options.client_id`` in the body is ignored.
+    """
     who = require(request, "enqueue", name)
-    options = {"client_id": who.client_id, **body.options}
+    # The token's sub wins, so a client cannot spend another client's budget.
+    options = {**body.options, "client_id": who.client_id}
     handle = jobs.enqueue(name, body.name, body.data, **options)
     return Status(201 if handle.created else 200, {"id": handle.id, "created": handle.created})
 

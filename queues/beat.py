@@ -65,7 +65,8 @@ def enqueue_run(task: JobTask, row: PeriodicTask, now: datetime, sched: Any) -> 
         _disable(row, "max_runs reached")
         return None
     tick = nominal_tick(sched, now)
-    options["job_id"] = f"recurring:{row.id}:{tick.strftime('%Y%m%dT%H%M%S%z')}"
+    # In UTC with ``Z``: an offset's ``+`` is outside the job id charset.
+    options["job_id"] = f"recurring:{row.id}:{tick.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     submitted = producer.submit(task, [data], options)[0]
     if submitted.created and max_runs is not None:
         runs = int(store.client().incr(runs_key(row.id)))

@@ -17,6 +17,10 @@ LOG_LEVELS = ("debug", "info", "warn", "error")
 class JobContext:
     """The context passed to a job function as its second argument.
 
+    ``trace_id`` and ``client_id`` are the job's (DESIGN §8.15), carried in
+    the message headers ``jq_trace``/``jq_client``; ``client_id`` is None for
+    a job enqueued without one (over HTTP it is the token's ``sub``).
+
     A context built for a direct call (the function called in-process, not
     from a message) has ``tracked=False``: progress and logs go to the Python
     logger only.

@@ -73,6 +73,10 @@ class QueueHealthMetrics:
     error_rate: float
     processing_window_minutes: int
     error_window_minutes: int
+    # Terminal failures the database refused as rows, held in Redis (deadletter.recording).
+    quarantined_dead_letters: int = 0
+    # Broker items that were not valid messages, held in Redis (queues.transport).
+    quarantined_messages: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,8 @@ def _health_metrics(name: str) -> QueueHealthMetrics:
         average_processing_time=round(recent.average_processing_time, 3),
         error_rate=round(errors.error_rate, 4),
         processing_window_minutes=recent.minutes, error_window_minutes=errors.minutes,
+        quarantined_dead_letters=store.quarantined_dead_letter_count(name),
+        quarantined_messages=store.quarantined_message_count(name),
     )
 
 
@@ -145,6 +151,14 @@ def _issues(spec: registry.QueueTypeSpec, m: QueueHealthMetrics) -> list[HealthI
             f"High error rate: {m.error_rate * 100:.1f}% over {m.error_window_minutes} min")))
     if m.is_paused:
         found.append(HealthIssue("paused", "warning", "Queue is currently paused"))
+    if m.quarantined_dead_letters:
+        found.append(HealthIssue("dead_letter_quarantine", "warning", (
+            f"{m.quarantined_dead_letters} dead letter(s) could not be written to the database "
+            "and are held in Redis")))
+    if m.quarantined_messages:
+        found.append(HealthIssue("message_quarantine", "warning", (
+            f"{m.quarantined_messages} item(s) in the broker list were not valid messages "
+            "and are held in Redis")))
     if m.average_wait_time > cfg.HEALTH_MAX_AVERAGE_WAIT:
         found.append(HealthIssue("wait_time", "warning", (
             f"High average wait time: {round(m.average_wait_time / 1000)}s")))
@@ -185,6 +199,12 @@ def _recommendations(spec: registry.QueueTypeSpec,
                    f"queues.manager.resume_queue({name!r}) when the pause is no longer needed"),
         "wait_time": ("scale_workers", "medium", "Jobs wait too long before they start",
                       scale),
+        "dead_letter_quarantine": (
+            "investigate_errors", "high", "The database refused some dead letters as rows",
+            f"read their errors: manage.py jobqueue quarantine {name} (then --retry)"),
+        "message_quarantine": (
+            "investigate_errors", "medium", "Something publishes malformed messages",
+            f"read them and their reasons: manage.py jobqueue quarantine {name}"),
     }
     return [HealthRecommendation(*advice[issue.rule]) for issue in issues
             if issue.rule in advice]

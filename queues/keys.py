@@ -84,6 +84,16 @@ def pending_flush_lock() -> str:
     return f"{prefix()}deadletter:flush-lock"
 
 
+def message_quarantine(queue: str) -> str:
+    """A list of items fetched from the queue's broker list that were not valid messages."""
+    return f"{queue_base(queue)}quarantine:messages"
+
+
+def dead_letter_quarantine(queue: str) -> str:
+    """A list of the queue's terminal failures that the SQL database refused as rows."""
+    return f"{queue_base(queue)}deadletter:quarantine"
+
+
 def failure_alert(queue: str, job_name: str) -> str:
     """Set while a failure-pattern alert for this job type is fresh (one per window)."""
     return f"{queue_base(queue)}alert:{job_name}"

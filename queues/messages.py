@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from celery import Celery, Task
 
 # Custom headers carry this prefix: an unprefixed one could silently override
-# one of Celery's own headers (``id``, ``retries``, ``eta``).
+# one of Celery's own headers (``id``, ``retries``, ``eta``). A job's messages
+# carry ``jq_job``, ``jq_gen``, ``jq_trace`` and, when it has one, ``jq_client``.
 HEADER_PREFIX = "jq_"
 # The body after the positional args: no kwargs and no callbacks, errbacks, chain or chord.
 _BODY_TAIL = '], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]'
@@ -119,7 +120,7 @@ class MessageTemplate:
             "lang": "py", "task": task.name, "shadow": None, "eta": None,
             "expires": None, "group": None, "group_index": None, "retries": 0,
             "timelimit": [task.time_limit, task.soft_time_limit],
-            "parent_id": None, "kwargsrepr": "{}", "origin": anon_nodename(),
+            "parent_id": None, "origin": anon_nodename(),
             "ignore_result": bool(task.ignore_result), "replaced_task_nesting": 0,
             "stamped_headers": None, "stamps": {},
         }
@@ -150,10 +151,15 @@ class MessageTemplate:
         body = binascii.b2a_base64(
             f"[[{json.dumps(payload)}{_BODY_TAIL}".encode(), newline=False).decode()
         argsrepr = args_repr(payload, self._argsrepr_max, self._maxlevels)
+        # Flower shows and searches kwargsrepr as the task's kwargs: the job id there
+        # finds a job by its id (display only; the task itself gets no kwargs).
+        job_id = job_headers.get("job")
+        kwargsrepr = "{}" if job_id is None else repr({"job_id": job_id})
         extra = "".join([f", {_header_name(key)}: {_json(value)}"
                          for key, value in job_headers.items()])
         return (f'{{"body": "{body}{self._head}{task_id}", "root_id": "{task_id}", '
-                f'"argsrepr": {_json_str(argsrepr)}{extra}}}, '
+                f'"argsrepr": {_json_str(argsrepr)}, "kwargsrepr": {_json_str(kwargsrepr)}'
+                f'{extra}}}, '
                 f'"properties": {{"correlation_id": "{task_id}", {self._props}, '
                 f'"priority": {_json(priority)}, "body_encoding": "base64", '
                 f'"delivery_tag": "{new_task_id()}"}}}}')

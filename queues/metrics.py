@@ -62,8 +62,8 @@ DURATION_HISTOGRAM = "job_processing_duration_seconds"
 GAUGE_STATES = ("waiting", "active", "completed", "failed", "delayed")
 JOB_LABELS = ("queue", "job_type")
 # Replies per queue in the scrape pipeline: stats, one ZCARD per state, meta
-# (paused, scale_target), workers.
-_REPLIES_PER_QUEUE = len(GAUGE_STATES) + 3
+# (paused, scale_target), workers, the lengths of the dead-letter and message quarantines.
+_REPLIES_PER_QUEUE = len(GAUGE_STATES) + 5
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ class QueueReading:
     paused: bool
     workers: int
     scale_target: int = -1  # processes wanted by scale_workers; -1 when never set
+    quarantined_dead_letters: int = 0
+    quarantined_messages: int = 0
 
 
 @dataclass
@@ -117,6 +119,8 @@ def read_queues() -> list[QueueReading]:
                 pipe.zcard(keys.state_index(name, state))
             pipe.hmget(keys.meta(name), "paused", "scale_target")
             pipe.zcount(keys.queue_workers(name), live_since, "+inf")
+            pipe.llen(keys.dead_letter_quarantine(name))
+            pipe.llen(keys.message_quarantine(name))
         replies = pipe.execute()
     step = _REPLIES_PER_QUEUE
     return [_reading(name, specs.get(name), replies[i * step:(i + 1) * step])
@@ -124,7 +128,7 @@ def read_queues() -> list[QueueReading]:
 
 
 def _reading(name: str, spec: registry.QueueTypeSpec | None, replies: list[Any]) -> QueueReading:
-    stats, *counts, (paused, target), workers = replies
+    stats, *counts, (paused, target), workers, dead_letters, messages = replies
     return QueueReading(
         name=name,
         declared_jobs=spec.job_types if spec else (),
@@ -133,6 +137,8 @@ def _reading(name: str, spec: registry.QueueTypeSpec | None, replies: list[Any])
         paused=paused == b"1",
         workers=int(workers),
         scale_target=int(target) if target is not None else -1,
+        quarantined_dead_letters=int(dead_letters),
+        quarantined_messages=int(messages),
     )
 
 
@@ -216,6 +222,12 @@ def _queue_families(readings: list[QueueReading]) -> Iterator[Metric]:
         (GaugeMetricFamily, "queue_desired_processes",
          "Processes scale_workers or the autoscaler asked for.",
          lambda reading: reading.scale_target),
+        (GaugeMetricFamily, "queue_dead_letters_quarantined",
+         "Terminal failures the database refused as rows, held in Redis for review.",
+         lambda reading: reading.quarantined_dead_letters),
+        (GaugeMetricFamily, "queue_messages_quarantined",
+         "Items fetched from the queue's broker list that were not valid messages.",
+         lambda reading: reading.quarantined_messages),
     )
     for kind, name, doc, read in per_queue:
         metric: GaugeMetricFamily | CounterMetricFamily = kind(name, doc, labels=["queue"])

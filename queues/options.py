@@ -18,6 +18,16 @@ from queues.exceptions import JobValidationError
 
 MAX_PRIORITY = 9  # kombu's Redis transport has exactly ten levels, 0 runs first.
 DEFAULT_MAX_BACKOFF_MS = 300_000  # seed §7.1: exponential backoff caps at 5 minutes.
+# A job id is a Redis key part and a URL path segment (``/queues/<q>/jobs/<id>``):
+# no ``/``, whitespace, control characters or NUL, so every accepted job can be
+# read back through the API and written to SQL (DESIGN §8.18). The ids the
+# coordinator derives fit: recurring runs ``recurring:<entry>:<UTC tick>``,
+# adopted messages' Celery task ids (UUIDs), requeues ``<id>:r<n>`` (unless the
+# original id is so long that the suffix takes it past 200 characters).
+MAX_JOB_ID_LENGTH = 200
+JOB_ID_PATTERN = rf"^[A-Za-z0-9._:-]{{1,{MAX_JOB_ID_LENGTH}}}$"
+# Trace and client ids: printable ASCII without spaces, at most 128 characters.
+TAG_ID_PATTERN = r"^[!-~]{1,128}$"
 
 RemovePolicy = bool | pydantic.NonNegativeInt
 
@@ -40,9 +50,9 @@ class JobOptions(pydantic.BaseModel):
     run_at: datetime | None = None
     attempts: pydantic.PositiveInt | None = None
     backoff: dict[str, Any] | None = None
-    job_id: str | None = pydantic.Field(None, min_length=1, max_length=256, pattern=r"^\S+$")
-    trace_id: str | None = pydantic.Field(None, min_length=1, max_length=128)
-    client_id: str | None = pydantic.Field(None, min_length=1, max_length=128)
+    job_id: str | None = pydantic.Field(None, pattern=JOB_ID_PATTERN)
+    trace_id: str | None = pydantic.Field(None, pattern=TAG_ID_PATTERN)
+    client_id: str | None = pydantic.Field(None, pattern=TAG_ID_PATTERN)
     remove_on_complete: RemovePolicy | None = None
     remove_on_fail: RemovePolicy | None = None
 

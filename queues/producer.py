@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 CHUNK = 500  # jobs per enqueue script call: big enough to amortise, small enough not to stall Redis
 # The record's ``data``: compact JSON. One encoder, as ``json.dumps`` with
-# ``separators`` would build a new one on every call.
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+# ``separators`` would build a new one on every call. ``queues.payload.check``
+# has bounded the depth (so no cycles) and refused NaN before it runs.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False, allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,18 @@ def _template(task: JobTask) -> MessageTemplate:
 def encode_payload(task: JobTask, data: Any, *, limit: int) -> tuple[Any, str]:
     """The payload (as JSON-ready data, and as JSON) after schema validation and size limit.
 
+    The strict JSON rules of ``queues.payload`` (finite numbers, depth, storable
+    strings) run inside ``task.validate_payload``, after the schema.
+
     Raises:
-        JobValidationError: the payload fails the job's schema or is not JSON.
+        JobValidationError: the payload fails the job's schema or is not strict JSON.
         PayloadTooLarge: the JSON is larger than ``limit`` bytes.
     """
     value = task.validate_payload(data)
-    encoded = _COMPACT_JSON.encode(value)
+    try:
+        encoded = _COMPACT_JSON.encode(value)
+    except ValueError as exc:  # an int past Python's 4300-digit str() limit
+        raise JobValidationError(f"cannot be encoded as JSON: {exc}", field="data") from None
     # ASCII-only (the encoder escapes the rest), so characters are bytes.
     if len(encoded) > limit:
         raise PayloadTooLarge(len(encoded), limit)
@@ -108,7 +115,9 @@ def _new_job(template: MessageTemplate, opts: options.ResolvedOptions,
     job_id = opts.job_id or new_id()
     trace_id = opts.trace_id or new_id()
     task_id = new_task_id()
-    headers = {"job": job_id, "gen": 1, "trace": trace_id}
+    headers: dict[str, Any] = {"job": job_id, "gen": 1, "trace": trace_id}
+    if opts.client_id:
+        headers["client"] = opts.client_id
     message = template.envelope(task_id, payload[0], opts.priority, headers)
     return store.NewJob(job_id, payload[1], trace_id, task_id, message)
 
@@ -133,10 +142,18 @@ def job_task(task_name: str) -> JobTask:
 
 def rebuild_message(record: dict[str, str], *, gen: int,
                     priority: int | None = None) -> BuiltMessage:
-    """A fresh message for an existing job (new generation, maybe a new priority)."""
+    """A fresh message for an existing job (new generation, maybe a new priority).
+
+    The headers come from the record, as ``_new_job`` set them: ``client``
+    only when the record has a ``client_id``.
+    """
     task = job_task(record["task"])
+    headers: dict[str, Any] = {"job": record["id"], "gen": gen,
+                               "trace": record.get("trace_id", "")}
+    if record.get("client_id"):
+        headers["client"] = record["client_id"]
     return _template(task).build(
         json.loads(record["data"]),
         priority=int(record["priority"]) if priority is None else priority,
-        job_headers={"job": record["id"], "gen": gen, "trace": record.get("trace_id", "")},
+        job_headers=headers,
     )

@@ -20,7 +20,7 @@ from queues.exceptions import UnknownJobType
 from queues.signals import job_failed
 
 logger = logging.getLogger("queues.recovery")
-_RECORD_FIELDS = ("id", "task", "data", "priority", "trace_id", "gen")
+_RECORD_FIELDS = ("id", "task", "data", "priority", "trace_id", "client_id", "gen")
 
 
 def _recover(queue: str, job_id: str, *, mode: str, token: str = "") -> int:
@@ -37,6 +37,8 @@ def _recover(queue: str, job_id: str, *, mode: str, token: str = "") -> int:
         return 0
     outcome, failed = store.recover(queue, job_id, mode=mode, token=token, gen=gen,
                                     message=message)
+    if outcome and mode == "stalled":  # the dead worker's reservation is now a no-op
+        store.drop_reservations(queue, job_id, up_to_gen=gen)
     if outcome == 1:
         logger.warning("job %s/%s %s: returned to waiting", queue, job_id, mode)
     elif outcome == 2 and failed is not None:
@@ -70,6 +72,7 @@ def recover_orphaned_messages(queues: Iterable[str], *, older_than_s: float) -> 
         if queue not in served or job_id is None:
             continue
         if hand_over(queue, job_id, gen=int(headers["jq_gen"])):
+            store.drop_reservations(queue, job_id, up_to_gen=int(headers["jq_gen"]))
             logger.warning("job %s/%s: message stranded in a dead worker, re-published",
                            queue, job_id)
             count += 1

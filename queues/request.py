@@ -22,16 +22,31 @@ logger = logging.getLogger("queues.recovery")
 
 
 class JobRequest(Request):  # type: ignore[misc]
+    def cancel(self, pool: Any, signal: Any = None, emit_retry: bool = True) -> None:
+        """Celery kills a running job (cold shutdown): hand it back at once.
+
+        Without this the job stays ``active`` under a dead process until its
+        lock expires, and the redelivered message is a no-op meanwhile.
+        """
+        running = bool(self.time_start) and "jq_job" in self._request_dict
+        super().cancel(pool, signal, emit_retry)
+        if running:
+            self._hand_back("cancelled by Celery")
+
+    def _hand_back(self, why: str) -> None:
+        job_id = self._request_dict["jq_job"]
+        try:
+            if recovery.recover_lost(self.task.job_queue, job_id, self.id):
+                logger.warning("job %s/%s %s: handed back to waiting", self.task.job_queue,
+                               job_id, why)
+        except BackendUnavailable as exc:
+            # The lock expires on its own; the stall sweep finishes the job.
+            logger.warning("could not hand back %s (%s): %s", job_id, why, exc)
+
     def on_failure(self, exc_info: Any, send_failed_event: bool = True,
                    return_ok: bool = False) -> Any:
-        if self._child_lost(exc_info):
-            job_id = self._request_dict.get("jq_job")
-            if job_id is not None:
-                try:
-                    recovery.recover_lost(self.task.job_queue, job_id, self.id)
-                except BackendUnavailable as exc:
-                    # The lock expires on its own; the stall sweep finishes the job.
-                    logger.warning("could not recover %s after a lost child: %s", job_id, exc)
+        if self._child_lost(exc_info) and "jq_job" in self._request_dict:
+            self._hand_back("lost its pool process")
         return super().on_failure(exc_info, send_failed_event, return_ok)
 
     def _child_lost(self, exc_info: Any) -> bool:

@@ -25,6 +25,7 @@ from queues import producer, recovery, retry, store
 from queues.context import JobContext
 from queues.exceptions import JobValidationError
 from queues.options import Backoff, JobOptions
+from queues.payload import check as check_payload
 from queues.records import JobHandle
 from queues.signals import job_failed
 
@@ -71,15 +72,16 @@ class JobTask(Task):  # type: ignore[misc]
             data = data.model_dump(mode="json")
         if not isinstance(data, dict):
             raise JobValidationError("payload must be a JSON object (a dict)", field="data")
-        if self.schema is None:
-            _check_json(data, "data")
-            return data
-        try:
-            return self.schema.model_validate(data).model_dump(mode="json")
-        except pydantic.ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(["data", *(str(p) for p in err["loc"])])
-            raise JobValidationError(err["msg"], field=field) from None
+        if self.schema is not None:
+            try:
+                data = self.schema.model_validate(data).model_dump(mode="json")
+            except pydantic.ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(["data", *(str(p) for p in err["loc"])])
+                raise JobValidationError(err["msg"], field=field) from None
+        # After the schema too: a float field lets NaN through, a str field NUL.
+        check_payload(data)
+        return data
 
     # ----- worker side --------------------------------------------------------
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
@@ -113,6 +115,7 @@ class JobTask(Task):  # type: ignore[misc]
         ctx = JobContext(
             req.jq_job, self.job_queue, self.job_name, attempt=req.jq_attempt,
             max_attempts=req.jq_max_attempts, trace_id=getattr(req, "jq_trace", None),
+            client_id=getattr(req, "jq_client", None),
         )
         try:
             result = self.run(self._as_input(payload), ctx)
@@ -132,9 +135,8 @@ class JobTask(Task):  # type: ignore[misc]
 
     def _attempt_failed(self, ctx: JobContext, token: str, exc: Exception) -> None:
         """Retry through the delayed set (raises ``Retry``), or fail for good."""
-        record = dict(zip(("id", "task", "data", "priority", "trace_id", "opts"),
-                          store.fields(self.job_queue, ctx.job_id, "id", "task", "data",
-                                       "priority", "trace_id", "opts"), strict=True))
+        names = ("id", "task", "data", "priority", "trace_id", "client_id", "opts")
+        record = dict(zip(names, store.fields(self.job_queue, ctx.job_id, *names), strict=True))
         backoff = Backoff.model_validate(json.loads(record["opts"] or "{}").get("backoff", {}))
         decision = retry.decide(exc, attempt=ctx.attempt, max_attempts=ctx.max_attempts,
                                 backoff=backoff, dont_retry=self.dont_retry)
@@ -161,11 +163,40 @@ class JobTask(Task):  # type: ignore[misc]
                             record=record)
 
     def _adopt(self, task_id: str, args: Any, kwargs: Any) -> None:
-        """A message sent without the coordinator (``send_task``): record it as a job."""
-        submitted = producer.submit(self, [payload_from_call(args, kwargs)], {"job_id": task_id})
+        """A message sent without the coordinator (``send_task``): record it as a job.
+
+        Its payload and id obey the same rules as ``.delay()``; a message that
+        breaks them can never be recorded, so it is dropped with an error line.
+        """
+        try:
+            submitted = producer.submit(self, [payload_from_call(args, kwargs)],
+                                        {"job_id": task_id})
+        except JobValidationError as exc:
+            logger.error("untracked message %s for %s/%s refused, dead-lettered: %s", task_id,
+                         self.job_queue, self.job_name, exc)
+            job_failed.send(sender=type(self), queue=self.job_queue, job_id=task_id,
+                            record=_refused_record(self, task_id, (args, kwargs), exc))
+            raise Ignore() from None
         logger.info("adopted untracked message %s as job %s/%s", task_id, self.job_queue,
                     submitted[0].job_id)
         raise Ignore()
+
+
+def _refused_record(task: JobTask, task_id: str, call: tuple[Any, Any],
+                    exc: JobValidationError) -> dict[str, str]:
+    """The final record of a message refused at adoption, for its dead letter.
+
+    Its payload broke the rules, so the row's payload is the start of the
+    call's text (``repr``, a JSON string), not a job payload to requeue.
+    """
+    return {
+        "id": task_id, "name": task.job_name, "queue": task.job_queue, "task": task.name,
+        "data": json.dumps(f"{call!r:.2000}"), "opts": "{}",
+        "error_type": type(exc).__name__, "error": str(exc),
+        "traceback": "refused when the worker adopted a message sent around the coordinator",
+        "attempts_made": "0", "failed_reason": "non_retryable_error",
+        "finished_at": str(store.now_ms()),
+    }
 
 
 def payload_from_call(args: Any, kwargs: dict[str, Any]) -> Any:
@@ -192,15 +223,3 @@ def _coordinator_options(options: dict[str, Any]) -> dict[str, Any]:
         out[_CELERY_OPTION_MAP.get(key, key)] = value
     return out
 
-
-def _check_json(value: Any, path: str) -> None:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise JobValidationError("keys must be strings", field=path)
-            _check_json(item, f"{path}.{key}")
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_json(item, f"{path}.{index}")
-    elif not isinstance(value, (str, int, float, bool, type(None))):
-        raise JobValidationError(f"{type(value).__name__} is not JSON-serialisable", field=path)

@@ -66,6 +66,15 @@ def builtin_queue_types(transactional_db: None) -> None:
     registry.invalidate()
 
 
+def resilience_queue_type(*, stalled_interval_ms: int, max_stalled_count: int) -> Any:
+    """The tests' ``resilience`` queue type, with short locks so lost workers are found fast."""
+    from queues.models import QueueType
+
+    return QueueType.objects.create(
+        name="resilience", display_name="Resilience", stalled_interval_ms=stalled_interval_ms,
+        max_stalled_count=max_stalled_count, remove_on_complete=False, remove_on_fail=False)
+
+
 @pytest.fixture
 def inprocess_worker(builtin_queue_types: None) -> Iterator[Callable[..., Any]]:
     """Start a solo Celery worker in a thread of this process (fast)."""

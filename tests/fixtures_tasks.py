@@ -122,3 +122,20 @@ def always_fails(data: dict[str, Any], ctx: JobContext) -> None:
     """Fails every time with a ``LookupError``; payload is echoed into the dead letter."""
     _count(ctx)
     raise LookupError(f"cannot find {data.get('item', 'it')}")
+
+
+@job(QUEUE, "t-client", attempts=1)
+def client_of(data: dict[str, Any], ctx: JobContext) -> str | None:
+    """Returns the job's client id as the job sees it (``ctx.client_id``)."""
+    return ctx.client_id
+
+
+class Measure(BaseModel):
+    x: float
+    label: str = ""
+
+
+@job(QUEUE, "t-measure", schema=Measure, attempts=1)
+def measure(data: Measure, ctx: JobContext) -> float:
+    """A schema with a float and a str field: pydantic alone lets NaN and NUL through."""
+    return data.x

@@ -9,12 +9,14 @@ PostgreSQL service, so it works when that service is down.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.redis_plugin import free_port
@@ -52,8 +54,10 @@ def stop(data: Path) -> None:
                    check=False, stdout=subprocess.DEVNULL)
 
 
-def main(args: list[str]) -> int:
-    base = Path(tempfile.mkdtemp(prefix="jq-pg-"))
+@contextlib.contextmanager
+def running(prefix: str = "jq-pg-") -> Iterator[tuple[int, Path]]:
+    """A throw-away cluster on a free port: yields (port, data directory)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     data = base / "data"
     data.mkdir()
     if os.geteuid() == 0:
@@ -61,13 +65,18 @@ def main(args: list[str]) -> int:
     port = free_port()
     start(data, port)
     try:
+        yield port, data
+    finally:
+        stop(data)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main(args: list[str]) -> int:
+    with running() as (port, _data):
         env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/coordinator"}
         env.pop("DATABASE_TEST_NAME", None)
         return subprocess.run([sys.executable, "-m", "pytest", *args], env=env,
                               check=False).returncode
-    finally:
-        stop(data)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,13 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def crash_and_restart(self) -> None:
+        """SIGKILL the server (no shutdown, no final fsync), then start it on the same port."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.start()
+
 
 SERVER: RedisServer | None = None
 

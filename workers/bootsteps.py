@@ -31,6 +31,7 @@ logger = logging.getLogger("queues.worker")
 PROMOTE_POLL = 0.05  # seconds: keeps delayed-job lateness well under 100 ms
 CONSUMER_SYNC = 1.0  # seconds between re-reads of the durable pause flags
 DEAD_LETTER_FLUSH = 5.0  # seconds between retries of dead letters kept during a DB outage
+DRAIN_POLL = 0.5  # seconds between checks for running jobs during a warm shutdown
 
 
 @dataclass
@@ -90,6 +91,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
         self._stop = threading.Event()
+        self._draining = threading.Event()
         self._thread: threading.Thread | None = None
         self._queues: tuple[str, ...] = ()
         self._started = 0
@@ -142,21 +144,34 @@ class CoordinatorStep(bootsteps.StartStopStep):
             logger.info("pool size restored to %s (set by scaling)", wanted)
 
     def stop(self, worker: Any) -> None:
-        from queues.exceptions import BackendUnavailable
-        from workers import presence
+        """Warm shutdown: keep renewing the locks of running jobs while the pool drains.
 
+        Celery stops this step *before* the pool (it requires the pool), and the
+        pool then waits for its running jobs. Ending lock renewal here would let
+        another worker take a long job's expired lock for a lost worker and run it
+        a second time; so the thread goes on renewing, and only that, until no
+        job runs (or the process exits).
+        """
+        self._draining.set()
+        self._deregister(worker)
+
+    def terminate(self, worker: Any) -> None:
+        # Cold shutdown: Celery has already cancelled the running jobs, and
+        # JobRequest.cancel handed each back to waiting.
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+        self._deregister(worker)
+
+    def _deregister(self, worker: Any) -> None:
+        from queues.exceptions import BackendUnavailable
+        from workers import presence
+
         try:
             presence.deregister(worker.hostname, self._queues)
         except BackendUnavailable as exc:  # Redis may already be gone at shutdown
             logger.warning("could not deregister worker %s: %s", worker.hostname, exc)
-
-    def terminate(self, worker: Any) -> None:
-        # The default terminate() acts on ``self.obj``, which this step has none of.
-        self.stop(worker)
 
     def _duties(self, worker: Any) -> list[Duty]:
         return [
@@ -171,22 +186,37 @@ class CoordinatorStep(bootsteps.StartStopStep):
     def _loop(self, duties: list[Duty]) -> None:
         from django.db import close_old_connections
 
-        from queues.exceptions import BackendUnavailable
-
         while not self._stop.is_set():
-            now = time.monotonic()
-            for duty in duties:
-                if duty.next_at <= now:
-                    try:
-                        delay = duty.run()
-                    except BackendUnavailable as exc:
-                        logger.warning("%s skipped: %s", duty.name, exc)
-                        delay = 1.0
-                    duty.next_at = time.monotonic() + delay
+            if self._draining.is_set():
+                duties = [duty for duty in duties if duty.name == "locks"]
+                if not self._jobs_running():
+                    return
+            self._run_due(duties)
             # Like Celery does around tasks: drop broken or expired connections,
             # so a database that was down is reached again once it is back.
             close_old_connections()
-            self._stop.wait(max(0.0, min(d.next_at for d in duties) - time.monotonic()))
+            wait = min(d.next_at for d in duties) - time.monotonic()
+            self._stop.wait(max(0.0, min(wait, DRAIN_POLL) if self._draining.is_set() else wait))
+
+    @staticmethod
+    def _run_due(duties: list[Duty]) -> None:
+        from queues.exceptions import BackendUnavailable
+
+        now = time.monotonic()
+        for duty in duties:
+            if duty.next_at <= now:
+                try:
+                    delay = duty.run()
+                except BackendUnavailable as exc:
+                    logger.warning("%s skipped: %s", duty.name, exc)
+                    delay = 1.0
+                duty.next_at = time.monotonic() + delay
+
+    @staticmethod
+    def _jobs_running() -> bool:
+        from queues.request import running_jobs
+
+        return bool(running_jobs())
 
     def _sync_consumers(self, worker: Any) -> float:
         from workers.control import sync_consumers

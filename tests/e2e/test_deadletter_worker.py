@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,3 +84,20 @@ def test_failures_during_a_database_outage_are_written_when_it_is_back(
                     timeout=30)
     assert {row.job_id for row in rows} == {h.id for h in handles}
     assert r.llen(keys.pending_dead_letters()) == 0
+
+
+def test_a_poison_dead_letter_does_not_block_the_ones_a_worker_writes_after_it(
+        r: redis.Redis, builtin_queue_types: None, worker_process: Any) -> None:
+    # A failure the database refuses as a row waits at the head of the pending list.
+    poison = {"queue": Q, "job_id": "poison", "record": {
+        "name": "t-always-fails", "data": '{"x": NaN}', "finished_at": "1"}}
+    r.rpush(keys.pending_dead_letters(), json.dumps(poison))
+    worker_process((Q,), concurrency=1)
+    handles = enqueue_many(Q, "t-always-fails", [{"item": f"i{n}"} for n in range(3)])
+    for handle in handles:
+        assert handle.wait(20).state == "failed"
+    rows = wait_for(lambda: DeadLetter.objects.count() == 3 and DeadLetter.objects.all())
+    assert {row.job_id for row in rows} == {h.id for h in handles}
+    assert r.llen(keys.pending_dead_letters()) == 0
+    [held] = r.lrange(keys.dead_letter_quarantine(Q), 0, -1)
+    assert json.loads(held)["job_id"] == "poison"

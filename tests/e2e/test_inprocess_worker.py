@@ -101,6 +101,23 @@ def test_message_sent_without_the_coordinator_is_adopted(inprocess_worker: Any) 
     assert info.result == {"value": 9, "attempt": 1}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_adopted_message_over_the_payload_limit_is_dead_lettered(
+        r: redis.Redis, inprocess_worker: Any) -> None:
+    from django.test import override_settings
+
+    from deadletter.models import DeadLetter
+
+    inprocess_worker()
+    with override_settings(COORDINATOR_MAX_JOB_DATA_SIZE=1000):
+        Task.apply_async(app.tasks[t.echo.name], args=({"value": 1, "note": "n" * 2000},),
+                         task_id="raw-too-big")
+        row = wait_for(lambda: DeadLetter.objects.filter(job_id="raw-too-big").first())
+    assert (row.error_type, row.reason) == ("PayloadTooLarge", "non_retryable_error")
+    assert "1000" in row.error_message and "{'value': 1, 'note': 'nnn" in row.payload
+    assert r.get(t.runs_key("raw-too-big")) is None, "the refused message never ran"
+
+
 def _completed(queue: str, job_id: str) -> Any:
     from queues.exceptions import JobNotFound
 

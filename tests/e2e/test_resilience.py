@@ -14,7 +14,7 @@ from queues import keys
 from queues.jobs import enqueue, get_job
 from queues.models import QueueType
 from tests import fixtures_tasks as t
-from tests.conftest import wait_for
+from tests.conftest import resilience_queue_type, wait_for
 
 pytestmark = pytest.mark.django_db
 R = t.RESILIENCE
@@ -24,9 +24,7 @@ FAST = {"WORKER_STALLED_INTERVAL": "2000", "WORKER_HEARTBEAT_INTERVAL": "500"}
 @pytest.fixture
 def resilience_queue() -> QueueType:
     """A queue type whose locks expire after 2 s, so lost workers are found quickly."""
-    return QueueType.objects.create(
-        name=R, display_name="Resilience", stalled_interval_ms=2000, max_stalled_count=1,
-        remove_on_complete=False, remove_on_fail=False)
+    return resilience_queue_type(stalled_interval_ms=2000, max_stalled_count=1)
 
 
 def _children(pid: int) -> list[psutil.Process]:
@@ -66,6 +64,9 @@ def test_job_of_a_killed_worker_is_recovered_by_another(
     assert handle.wait(20).state == "completed"
     assert queued.wait(20).state == "completed"
     assert _runs(r, handle.id) == 2 and _runs(r, queued.id) == 1
+    # The dead worker's reservations were dropped with the recovery, not left for
+    # kombu to redeliver after visibility_timeout.
+    assert not [m for m in r.hvals("unacked") if handle.id.encode() in m or queued.id.encode() in m]
 
 
 def test_a_job_that_keeps_killing_its_worker_fails_as_stalled(

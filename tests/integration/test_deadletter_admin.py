@@ -62,6 +62,9 @@ def test_requeue_action_confirms_then_acts_and_audits(operator: Client, r: redis
     assert DeadLetter.objects.filter(status="requeued").count() == 3
     assert AuditEvent.objects.filter(action="requeue", details__reason="dependency fixed",
                                      actor__startswith="staff").count() == 3
+    # The audit log names the job each event touched, and finds it by job id.
+    audit = operator.get("/admin/deadletter/auditevent/", {"q": "rq-1"}).content.decode()
+    assert "rq-1" in audit and "rq-0" not in audit and "rq-2" not in audit
 
 
 def test_archive_and_purge_actions(operator: Client, r: redis.Redis) -> None:

@@ -66,8 +66,9 @@ def test_requeue_makes_a_new_job_and_a_second_failure_links_to_the_first(
     assert second.previous == first and second.root_job_id == "j2"
     assert services.requeue_dead_letter(second.pk, actor="alice").job_id == "j2:r2"
     [event, _] = AuditEvent.objects.filter(action="requeue").order_by("created_at")
-    assert (event.actor, event.target_id, event.details["reason"]) == (
-        "alice", str(first.pk), "fixed the bucket")
+    assert (event.actor, event.target_id, event.job_id, event.details["reason"]) == (
+        "alice", str(first.pk), "j2", "fixed the bucket")
+    assert event.details["new_job_id"] == "j2:r1"
     with pytest.raises(NotRequeueable, match="requeued"):
         services.requeue_dead_letter(first.pk, actor="bob")
 
@@ -111,8 +112,11 @@ def test_archive_and_purge(r: redis.Redis) -> None:
     assert services.purge_dead_letters(Q, older_than=timedelta(days=7), actor="carol") == 1
     assert not DeadLetter.objects.filter(pk=old.pk).exists()
     assert services.purge_dead_letters(Q, actor="carol") == 1
-    assert list(AuditEvent.objects.values_list("action", flat=True).order_by("pk")) == [
-        "archive", "purge", "purge"]
+    assert list(AuditEvent.objects.values_list("action", "job_id").order_by("pk")) == [
+        ("archive", "new"), ("purge", ""), ("purge", "")]
+    purges = AuditEvent.objects.filter(action="purge").order_by("pk")
+    assert [e.details["job_ids"] for e in purges] == [["old"], ["new"]]
+    assert not any(e.details["job_ids_truncated"] for e in purges)
     with pytest.raises(DeadLetterNotFound):
         services.archive_dead_letter(old.pk, actor="carol")
     with pytest.raises(QueueTypeNotFound):
@@ -163,3 +167,11 @@ def test_unknown_ids_and_queues_are_refused() -> None:
         services.latest_for_job(Q, "never-failed")
     with pytest.raises(QueueTypeNotFound):
         services.failed_jobs("nope")
+
+
+def test_requeue_ids_stay_within_the_job_id_limit() -> None:
+    assert services.requeue_job_id("j2", 1) == "j2:r1"
+    root = "x" * 200
+    first, again = services.requeue_job_id(root, 3), services.requeue_job_id(root, 3)
+    assert first == again and len(first) == 200 and first.endswith(":r3")
+    assert services.requeue_job_id("y" * 200, 3) != first

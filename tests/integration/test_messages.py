@@ -39,7 +39,8 @@ def _celery_published(r: redis.Redis, queue: str, priority: int,
                       payload: dict[str, Any] = PAYLOAD) -> dict:
     # Celery's own Task.apply_async, bypassing the coordinator's override.
     Task.apply_async(app.tasks[t.echo.name], args=(payload,), queue=queue, priority=priority,
-                     headers={"jq_job": "j1", "jq_gen": 1, "jq_trace": "tr"})
+                     headers={"jq_job": "j1", "jq_gen": 1, "jq_trace": "tr",
+                              "kwargsrepr": repr({"job_id": "j1"})})  # Flower shows the job id
     key = queue if priority == 0 else f"{queue}\x06\x16{priority}"
     [raw] = r.lrange(key, 0, -1)
     return json.loads(raw)

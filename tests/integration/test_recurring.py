@@ -75,7 +75,7 @@ def test_two_beats_firing_one_tick_enqueue_one_job(r: redis.Redis) -> None:
     tick = datetime(2030, 1, 1, 12, 0, 0, 300000, tzinfo=UTC)
     first, second = _fire(row, tick), _fire(row, tick + timedelta(seconds=1))
     assert first.created and not second.created and first.id == second.id
-    assert first.id == f"recurring:{row.id}:20300101T120000+0000"
+    assert first.id == f"recurring:{row.id}:20300101T120000Z"
     info = get_job(Q, first.id)
     assert (info.data, info.priority) == ({"value": 3, "note": ""}, 2)
     assert r.zcard(keys.state_index(Q, "waiting")) == 1

@@ -9,7 +9,7 @@ import redis
 from django_celery_beat.models import PeriodicTask
 
 from deadletter import retention
-from deadletter.models import DeadLetter
+from deadletter.models import AuditEvent, DeadLetter
 from queues import keys, manager, store
 from queues.jobs import enqueue
 from queues.models import QueueType
@@ -51,6 +51,9 @@ def test_dead_letter_policy_archives_then_purges(r: redis.Redis) -> None:
     assert retention.apply_policy(Q) == {"archived": 2, "purged": 1}
     assert dict(DeadLetter.objects.values_list("job_id", "status")) == {
         "dl-new": "open", "dl-3d": "archived"}
+    archive, purge = (AuditEvent.objects.get(action=a) for a in ("archive", "purge"))
+    assert sorted(archive.details["job_ids"]) == ["dl-3d", "dl-40d"]
+    assert purge.details["job_ids"] == ["dl-40d"]
 
 
 def test_the_maintenance_job_runs_through_the_normal_path(r: redis.Redis) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import runpy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from coordinator_project import settings as project_settings
@@ -74,3 +76,42 @@ def test_app_services_get_every_seed_env_var() -> None:
     source = Path(project_settings.__file__).read_text()
     for var in SEED_ENV:
         assert f'"{var}"' in source, f"settings.py does not read {var}"
+
+
+REQUIRED_HOSTS = {"job-queue-coordinator", "localhost", "127.0.0.1", "[::1]"}
+
+
+def test_long_running_services_restart_and_migrate_runs_once() -> None:
+    for name, service in SERVICES.items():
+        expected = "no" if name == "migrate" else "unless-stopped"
+        assert service.get("restart") == expected, name
+
+
+def test_web_starts_after_migrate_has_completed() -> None:
+    for name in ("web", "beat", "worker-photo-processing", "worker-batch-processing",
+                 "worker-maintenance"):
+        depends = SERVICES[name]["depends_on"]
+        assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
+    assert SERVICES["web"]["networks"]["default"]["aliases"] == ["job-queue-coordinator"]
+    assert depends["redis"] == depends["postgres"] == {"condition": "service_healthy"}
+
+
+def test_the_image_collects_static_files_after_copying_the_project() -> None:
+    steps = [line.strip() for line in SERVICES["web"]["build"]["dockerfile_inline"].splitlines()]
+    assert "RUN python manage.py collectstatic --noinput -v0" in steps
+    assert steps.index("RUN python manage.py collectstatic --noinput -v0") > steps.index(
+        "COPY . .")
+
+
+def test_allowed_hosts_are_explicit_and_name_the_seed_host() -> None:
+    value = SERVICES["web"]["environment"]["DJANGO_ALLOWED_HOSTS"]
+    assert value.startswith("${DJANGO_ALLOWED_HOSTS:-") and value.endswith("}")
+    hosts = set(value.removeprefix("${DJANGO_ALLOWED_HOSTS:-").removesuffix("}").split(","))
+    assert "*" not in hosts and hosts >= REQUIRED_HOSTS
+
+
+def test_settings_default_allowed_hosts_name_the_seed_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DJANGO_ALLOWED_HOSTS", raising=False)
+    # A fresh namespace, so the imported settings module stays as it is.
+    namespace = runpy.run_path(project_settings.__file__)
+    assert set(namespace["ALLOWED_HOSTS"]) == REQUIRED_HOSTS | {"testserver"}

@@ -26,14 +26,17 @@ class Command(BaseCommand):
 
         if opts["jobs"] < 1:
             raise CommandError("--jobs must be at least 1")
-        supervisor = demo.Supervisor()
+        supervisor = demo.Supervisor(flower_auth=demo.flower_credentials())
         supervisor.start_all()
         try:
             wait_for_workers(demo.QUEUES, timeout=60)
+            screen = demo.Screen(demo.Logins(flower=supervisor.flower_auth,
+                                             token=demo.token_line()))
+            # The rates' baseline is taken before the workload, so they count all of it.
+            screen.start()
             accepted = demo.enqueue_workload(opts["jobs"])
             self.stdout.write(f"enqueued {accepted} jobs")
-            self.stdout.write(f"ops API token (1 h): {demo.demo_token()}")
-            code = demo.watch(sys.stdout, exit_when_done=opts["exit_when_done"],
+            code = demo.watch(sys.stdout, screen, exit_when_done=opts["exit_when_done"],
                               alive=supervisor.dead)
         except KeyboardInterrupt:
             code = 0

@@ -7,15 +7,17 @@ bad input exits non-zero with a sentence.
 from __future__ import annotations
 
 import getpass
+import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from deadletter import retention, services
+from deadletter import recording, retention, services
 from deadletter.models import DeadLetter
+from queues import registry, store
 from queues.exceptions import CoordinatorError
 from workers.management.verbs import (
     add_management_verbs,
@@ -49,7 +51,8 @@ def parse_duration(text: str) -> timedelta:
 
 
 class Command(BaseCommand):
-    help = "Job queue operations: failed, requeue, purge, dead-letter stats, schedule-maintenance."
+    help = ("Job queue operations: failed, requeue, purge, dead-letter stats, quarantine, "
+            "schedule-maintenance, and the queue and worker verbs.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(dest="verb", required=True, metavar="verb")
@@ -69,6 +72,13 @@ class Command(BaseCommand):
         purge.add_argument("--all", action="store_true", help="every dead letter of the queue")
         stats = verbs.add_parser("stats", help="dead-letter statistics of a queue")
         stats.add_argument("queue")
+        quarantine = verbs.add_parser(
+            "quarantine", help="dead letters the database refused, and broker items that were "
+                          "not messages (both held in Redis)")
+        quarantine.add_argument("queue")
+        quarantine.add_argument("--limit", type=int, default=50)
+        quarantine.add_argument("--retry", action="store_true",
+                                help="write them again (after fixing the cause)")
         verbs.add_parser("schedule-maintenance", help="create/update the retention beat entries")
         add_management_verbs(verbs)
 
@@ -127,6 +137,26 @@ class Command(BaseCommand):
         stats = services.dead_letter_statistics(queue)
         for field, value in vars(stats).items():
             self.stdout.write(f"{field:28} {value}")
+
+    def do_quarantine(self, *, queue: str, limit: int, retry: bool, **_: Any) -> None:
+        if queue != recording.UNPARSED_QUEUE:
+            registry.get(queue)  # refuses an unknown queue
+        if retry:
+            written, left = recording.retry_quarantined(queue)
+            self.stdout.write(f"wrote {written} quarantined dead letters of {queue}; "
+                              f"{left} still quarantined")
+            return
+        entries = recording.quarantined(queue, limit)
+        self.stdout.write(f"Dead letters the database refused ({len(entries)} shown):")
+        for entry in entries:
+            self.stdout.write(f"  {entry.quarantined_at:%Y-%m-%d %H:%M:%S}  {entry.job_id}  "
+                              f"{entry.job_name}  {entry.error}")
+        messages = [json.loads(raw) for raw in store.quarantined_messages(queue, limit)]
+        self.stdout.write(f"Broker items that were not messages ({len(messages)} shown):")
+        for item in messages:
+            when = datetime.fromtimestamp(item["received_at"] / 1000, tz=UTC)
+            self.stdout.write(f"  {when:%Y-%m-%d %H:%M:%S}  {item['size']} bytes  "
+                              f"{item['reason']}  {item['raw'][:60]!r}")
 
     do_status = do_status
     do_pause = do_pause

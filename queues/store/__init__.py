@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from queues import keys, scripts
 from queues.conf import settings
@@ -47,6 +49,16 @@ def client() -> redis.Redis:
         _conn.scripts = {}
         _conn.pid, _conn.url = os.getpid(), url
     return _conn.client
+
+
+def probe_client(timeout_s: float) -> redis.Redis:
+    """A new client that gives up after ``timeout_s`` and never retries; the caller closes it.
+
+    For probes that must answer fast: ``client()`` waits up to 10 s, and redis-py
+    retries a timed-out command three times by default.
+    """
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout_s,
+                                socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
 
 
 def _script(name: str) -> Any:
@@ -256,6 +268,36 @@ def stale_reservations(older_than_s: float, *, limit: int = 200) -> list[dict[st
     return found
 
 
+def drop_reservations(queue: str, job_id: str, *, up_to_gen: int) -> int:
+    """Forget kombu's unacked copies of a job's messages of generation ``up_to_gen`` or older.
+
+    Called once the coordinator has recovered the job with a newer message: the
+    dead worker's reservation would otherwise be redelivered (as a no-op) only
+    after ``visibility_timeout``. The hash holds one entry per reserved message,
+    so reading it whole is cheap; recovery is rare.
+    """
+    cli = client()
+    with backend():
+        entries = cli.hgetall(keys.KOMBU_UNACKED)
+        stale = [tag for tag, item in entries.items() if _reserves(item, queue, job_id, up_to_gen)]
+        if stale:
+            pipe = cli.pipeline(transaction=False)
+            pipe.hdel(keys.KOMBU_UNACKED, *stale)
+            pipe.zrem(keys.KOMBU_UNACKED_INDEX, *stale)
+            pipe.execute()
+    return len(stale)
+
+
+def _reserves(item: bytes, queue: str, job_id: str, up_to_gen: int) -> bool:
+    try:
+        message, _exchange, routing_key = json.loads(item)
+        headers = message.get("headers") or {}
+        return bool(routing_key == queue and headers.get("jq_job") == job_id
+                    and int(headers.get("jq_gen", 0)) <= up_to_gen)
+    except (ValueError, TypeError, AttributeError):
+        return False  # not a message of ours; kombu's own restore deals with it
+
+
 def stalled_candidates(queue: str, *, limit: int = 100) -> list[str]:
     """Active jobs whose lock deadline has passed."""
     with backend():
@@ -329,3 +371,21 @@ def read_job(queue: str, job_id: str) -> tuple[dict[str, str], list[dict[str, An
         return None
     record = {k.decode(): v.decode() for k, v in raw.items()}
     return record, [json.loads(entry) for entry in logs]
+
+
+# What the SQL database or the broker could not take, held in Redis: in its own module
+# (queues/store/holding.py), which builds on the functions above, so imported last.
+from queues.store.holding import (
+    keep_pending_dead_letter,
+    pending_dead_letter_count,
+    pending_dead_letters,
+    pending_flush_lock,
+    quarantine_dead_letter,
+    quarantine_message,
+    quarantined_dead_letter_count,
+    quarantined_dead_letters,
+    quarantined_message_count,
+    quarantined_messages,
+    release_quarantined_dead_letter,
+    trim_pending_dead_letters,
+)

@@ -1,0 +1,187 @@
+"""The coordinator's broker transport: kombu's Redis transport with two fixes.
+
+Selected by ``CELERY_BROKER_TRANSPORT = "queues.transport:Transport"``; the
+broker URL stays ``redis://``. Everything not named here is kombu's own.
+
+1. **A lost connection must not kill the worker.** With ``acks_late`` and a
+   worker that has one pool slot busy and one free, a Redis restart runs, in
+   kombu 5.7.0: ``Consumer.on_connection_error_after_connected`` →
+   ``connection.collect()`` → ``Channel.close`` stops half-way, because its
+   ``_brpop_read`` of the dead connection raises → ``_do_close_transport``
+   sets ``transport.client = None`` → the next close reaches
+   ``QoS.restore_unacked`` → ``_connparams`` reads ``conninfo.hostname`` on
+   ``None``. ``AttributeError`` is not a connection error, so Celery's
+   ``ignore_errors`` lets it through and the worker exits ("Unrecoverable
+   error"). The same family: celery/kombu#582, #659, #970. Here ``close``
+   finishes when that read fails, and a channel whose connection is gone
+   raises a *connection* error, which Celery handles by reconnecting.
+   Unacked messages are restored if Redis answers, or stay in kombu's
+   ``unacked`` hash, where the coordinator's stall sweep republishes them.
+2. **A fetched item that is not a message must not kill the worker.** kombu
+   decodes what ``BRPOP`` returns without a guard (non-UTF-8 bytes, non-JSON,
+   a JSON list, a string for ``headers``, a body that is not base64 each end
+   the worker). Here every item is checked first, and whatever kombu or
+   Celery still cannot turn into a task is caught at delivery; such an item
+   is moved to its queue's message quarantine with the reason
+   (``queues.store.quarantine_message``) and the worker goes on.
+
+``tests/e2e/test_broker_faults.py`` fails on stock kombu and passes here, so
+an upgrade that fixes kombu can drop a patch knowingly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from kombu.serialization import prepare_accept_content
+from kombu.transport import redis as kombu_redis
+from kombu.utils.objects import cached_property
+
+from queues import store
+from queues.conf import settings
+from queues.exceptions import BackendUnavailable
+
+logger = logging.getLogger("queues.transport")
+
+# A message larger than this is not read into a task: the payload limit, twice
+# (base64 and JSON escaping), plus room for the envelope.
+ENVELOPE_ALLOWANCE = 64 * 1024
+# How much of a quarantined item is kept for a human to read.
+KEPT_BYTES = 64 * 1024
+
+
+def max_message_bytes() -> int:
+    return 2 * settings.MAX_JOB_DATA_SIZE + ENVELOPE_ALLOWANCE
+
+
+def check_item(raw: bytes, *, max_bytes: int,
+               accept: set[str]) -> tuple[dict[str, Any] | None, str]:
+    """The envelope kombu expects, or ``None`` and why ``raw`` is not one."""
+    if len(raw) > max_bytes:
+        return None, f"message of {len(raw)} bytes exceeds the limit of {max_bytes}"
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except ValueError as exc:
+        return None, f"not JSON: {exc}"
+    if not isinstance(payload, dict):
+        return None, f"not a message envelope: a JSON {type(payload).__name__}"
+    return payload, _envelope_problem(payload, accept)
+
+
+def _envelope_problem(payload: dict[str, Any], accept: set[str]) -> str:
+    properties, headers = payload.get("properties"), payload.get("headers", {})
+    if not isinstance(properties, dict) or not isinstance(properties.get("delivery_tag"), str):
+        return "no properties with a delivery_tag"
+    if not isinstance(properties.get("delivery_info", {}), dict):
+        return "delivery_info is not an object"
+    if not isinstance(headers, dict):
+        return f"headers are a {type(headers).__name__}, not an object"
+    if not isinstance(payload.get("body", ""), str):
+        return "body is not a string"
+    if payload.get("content-type") not in accept:
+        return f"content type {payload.get('content-type')!r} is not accepted"
+    return ""
+
+
+class Channel(kombu_redis.Channel):  # type: ignore[misc]
+    @cached_property
+    def _accept(self) -> set[str]:
+        from django.conf import settings as django_settings
+
+        return set(prepare_accept_content(django_settings.CELERY_ACCEPT_CONTENT))
+
+    @cached_property
+    def _broker_down(self) -> tuple[type[BaseException], ...]:
+        # kombu counts KeyError as a connection error; raised while delivering, it is
+        # a message Celery cannot read (a missing header), not a lost broker.
+        return tuple(e for e in self.connection_errors if not issubclass(e, KeyError))
+
+    def close(self) -> None:
+        # Fix 1: a BRPOP whose connection died must not stop the close half-way.
+        if self._in_poll:
+            try:
+                self._brpop_read()
+            except (kombu_redis.Empty, *self.connection_errors):
+                pass
+        super().close()
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        # Fix 1: after the transport was closed there is nothing to connect to;
+        # say so as a connection error (Celery reconnects), not AttributeError.
+        if self.connection.client is None:
+            raise kombu_redis.get_redis_ConnectionError()("the broker connection is closed")
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        return params
+
+    def _brpop_read(self, **options: Any) -> bool:
+        # kombu's own, with the item checked before it is delivered (fix 2).
+        try:
+            try:
+                reply = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()  # the next iteration reconnects
+                raise
+            if not reply:
+                raise kombu_redis.Empty()
+            dest, item = reply
+            queue = kombu_redis.bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(queue)
+            self._deliver_checked(item, queue)
+            return True
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+
+    def _get(self, queue: str) -> dict[str, Any]:
+        # The synchronous path (basic_get, drain without an event loop), checked too.
+        with self.conn_or_acquire() as client:
+            for pri in self.priority_steps:
+                while item := client.rpop(self._q_for_pri(queue, pri)):
+                    payload, problem = check_item(item, max_bytes=max_message_bytes(),
+                                                  accept=self._accept)
+                    if payload is not None and not problem:
+                        self._maybe_update_queues_expire(client, queue)
+                        return payload
+                    self._quarantine(queue, item, problem)
+            self._maybe_update_queues_expire(client, queue)
+            raise kombu_redis.Empty()
+
+    def _deliver_checked(self, item: bytes, queue: str) -> None:
+        payload, problem = check_item(item, max_bytes=max_message_bytes(), accept=self._accept)
+        if payload is None or problem:
+            self._quarantine(queue, item, problem)
+            return
+        try:
+            self.connection._deliver(payload, queue)
+        except self._broker_down:
+            raise
+        except Exception as exc:  # whatever kombu or Celery cannot make a task of
+            self._forget(payload)
+            self._quarantine(queue, item, f"{type(exc).__name__}: {exc}")
+
+    def _forget(self, payload: dict[str, Any]) -> None:
+        """Drop a refused message from kombu's unacked bookkeeping, if it got there."""
+        tag = payload["properties"]["delivery_tag"]
+        if tag in self.qos._delivered:
+            self.qos.ack(tag)
+
+    def _quarantine(self, queue: str, item: bytes, reason: str) -> None:
+        entry = {"queue": queue, "reason": reason, "received_at": store.now_ms(),
+                 "size": len(item), "truncated": len(item) > KEPT_BYTES,
+                 "raw": item[:KEPT_BYTES].decode("utf-8", errors="backslashreplace")}
+        try:
+            held = store.quarantine_message(queue, json.dumps(entry))
+        except BackendUnavailable as exc:
+            logger.error("a malformed message on %s could not be quarantined and is lost (%s): %s",
+                         queue, reason, entry["raw"][:500])
+            raise kombu_redis.get_redis_ConnectionError()(str(exc)) from exc
+        logger.error("malformed message on queue %s moved to its quarantine (%d there): %s",
+                     queue, held, reason)
+
+
+class Transport(kombu_redis.Transport):  # type: ignore[misc]
+    Channel = Channel
