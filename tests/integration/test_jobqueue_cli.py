@@ -54,6 +54,12 @@ def test_purge_older_than(r: redis.Redis) -> None:
     (("purge", Q), "give --older-than (e.g. 7d) or --all"),
     (("purge", Q, "--older-than", "soon"), "'soon' is not a duration"),
     (("purge", "no-such-queue", "--all"), "Queue type 'no-such-queue' is not registered"),
+    (("create", "reports", "--config", '{"max_workers": 2, "max_workers": 3}'),
+     "--config is not strict JSON: duplicate key"),
+    (("create", "reports", "--config", "[1]"), "--config must be a JSON object"),
+    (("recurring", "add", Q, "t-echo", "* * * * *", '{"value": NaN}'),
+     "DATA-JSON is not strict JSON"),
+    (("recurring", "add", Q, "t-echo", "* * * * *", "{oops"), "DATA-JSON is not strict JSON"),
 ])
 def test_bad_input_fails_with_a_sentence(args: tuple[str, ...], message: str) -> None:
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):

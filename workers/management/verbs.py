@@ -6,7 +6,7 @@ import json
 from argparse import _SubParsersAction
 from typing import Any
 
-from queues import manager, scheduling
+from queues import manager, payload, scheduling
 from workers import presence, scaling
 
 
@@ -34,6 +34,20 @@ def add_management_verbs(verbs: _SubParsersAction) -> None:  # type: ignore[type
     recurring.add_argument("--max-runs", type=int)
 
 
+def json_argument(text: str, what: str) -> Any:
+    """A JSON argument, parsed as strictly as the ops API parses bodies.
+
+    Raises:
+        CommandError: it is not strict JSON (duplicate keys, NaN, malformed).
+    """
+    from django.core.management.base import CommandError
+
+    try:
+        return payload.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CommandError(f"{what} is not strict JSON: {exc}") from None
+
+
 def do_status(self: Any, *, queue: str, **_: Any) -> None:
     status = manager.queue_status(queue)
     self.stdout.write(json.dumps(vars(status), indent=2))
@@ -52,10 +66,9 @@ def do_resume(self: Any, *, queue: str, actor: str, **_: Any) -> None:
 def do_create(self: Any, *, queue: str, config: str, actor: str, **_: Any) -> None:
     from django.core.management.base import CommandError
 
-    try:
-        fields = json.loads(config)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"--config is not JSON: {exc}") from None
+    fields = json_argument(config, "--config")
+    if not isinstance(fields, dict):
+        raise CommandError("--config must be a JSON object of QueueType fields")
     manager.create_queue(queue, fields, actor=actor)
     self.stdout.write(f"created queue type {queue}")
 
@@ -98,7 +111,7 @@ def do_recurring(self: Any, *, action: str, params: list[str], timezone: str,
             self.stdout.write(f"{job.id:>5} {job.queue}:{job.name} '{job.cron_expression}' "
                               f"{job.timezone} next={job.next_run} runs={job.runs}")
     elif action == "add" and len(params) in (3, 4):
-        data = json.loads(params[3]) if len(params) == 4 else {}
+        data = json_argument(params[3], "DATA-JSON") if len(params) == 4 else {}
         queue, name, cron = params[:3]
         job = scheduling.schedule_recurring(queue, name, data, cron, timezone=timezone,
                                             max_runs=max_runs, actor=actor)
