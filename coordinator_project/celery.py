@@ -2,14 +2,18 @@
 
 Configuration comes from Django settings (``CELERY_*``). Jobs declared with
 ``queues.jobs.job`` route themselves to their queue type's Redis queue; the
-worker bootsteps are added in ``workers.bootsteps`` when the worker app loads.
+worker bootsteps are added in ``workers.bootsteps`` when the worker app loads;
+``workers.concurrency`` sizes a worker's pool from its queue type when no ``-c``
+is given.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "coordinator_project.settings")
 
@@ -27,3 +31,12 @@ def _install_worker_steps() -> None:
 
 
 _install_worker_steps()
+
+
+@worker_init.connect(weak=False, dispatch_uid="jq-pool-from-queue-type")
+def _pool_from_queue_type(sender: Any, **kwargs: Any) -> None:
+    # A queue type's concurrency sizes a worker serving only it, unless -c was given.
+    if sender.app is app:
+        from workers.concurrency import apply_queue_type_concurrency
+
+        apply_queue_type_concurrency(sender, **kwargs)

@@ -16,4 +16,6 @@ class DeadletterConfig(AppConfig):
 
         job_failed.connect(recording.record_failure, dispatch_uid="deadletter-record-failure")
         management_action.connect(services.on_management_action, dispatch_uid="deadletter-audit")
+        management_action.connect(retention.on_management_action,
+                                  dispatch_uid="deadletter-retention-schedules")
         post_migrate.connect(retention.on_post_migrate, dispatch_uid="deadletter-retention")

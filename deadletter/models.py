@@ -31,8 +31,9 @@ class DeadLetter(models.Model):
     class Reason(models.TextChoices):
         MAX_ATTEMPTS = "max_attempts_exceeded", _("attempts exhausted")
         NON_RETRYABLE = "non_retryable_error", _("non-retryable error")
-        EXPIRED = "expired", _("expired (MAX_JOB_AGE)")
+        EXPIRED = "expired", _("expired (MAX_JOB_AGE or its deadline)")
         STALLED = "stalled", _("stalled too often")
+        TIMEOUT = "timeout", _("time limit exceeded on the last attempt")
 
     # "<queue>:<job id>:<failed-at ms>": one row per terminal failure, even if
     # the failure is delivered twice (a retried write after a DB outage).

@@ -30,6 +30,7 @@ from django.utils import timezone
 from deadletter.conf import settings
 from deadletter.models import DeadLetter
 from queues import keys, store
+from queues.exceptions import BackendUnavailable
 
 logger = logging.getLogger("deadletter")
 
@@ -223,8 +224,17 @@ def write(item: dict[str, Any]) -> DeadLetter:
             raise
         return row
     if created:
+        _count_written(queue, row.job_name)
         check_failure_patterns(queue, row.job_name, row.error_type)
     return row
+
+
+def _count_written(queue: str, job_name: str) -> None:
+    # The row is stored: a Redis outage now costs one count, never the row.
+    try:
+        store.count_dead_letter(queue, job_name)
+    except BackendUnavailable as exc:
+        logger.warning("dead letter %s/%s written but not counted: %s", queue, job_name, exc)
 
 
 def recent_failures(queue: str, job_name: str | None = None) -> int:

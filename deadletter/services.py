@@ -35,8 +35,8 @@ _KEPT_OPTIONS = ("priority", "attempts", "backoff", "remove_on_complete", "remov
 AUDIT_MAX_JOB_IDS = 1000
 
 
-def audit(actor: str, action: str, *, target_type: str, target_id: str = "", queue: str = "",
-          job_id: str = "", **details: Any) -> AuditEvent:
+def audit(actor: str, action: str, *, target_type: str, target_id: str | int = "",
+          queue: str = "", job_id: str = "", **details: Any) -> AuditEvent:
     """Append one audit event (``job_id``: the job the action touched, if one)."""
     return AuditEvent.objects.create(actor=actor or "system", action=action,
                                      target_type=target_type, target_id=str(target_id),
@@ -110,33 +110,46 @@ def requeue_dead_letter(dead_letter_id: int, *, actor: str, reason: str = "") ->
     """Enqueue a new job with the dead letter's payload and options; attempts start over.
 
     The new id is derived from the original (``<root>:r<n>``), so a second
-    requeue of the same dead letter cannot create a second job.
+    requeue of the same dead letter cannot create a second job. The row is
+    claimed (committed) before the enqueue, so a concurrent requeue is refused
+    and a fast second failure of the new job links to it; the audit event is
+    written only once the new job exists.
 
     Raises:
         DeadLetterNotFound, NotRequeueable (already requeued or archived),
-        CoordinatorError from enqueue (then the dead letter stays open).
+        CoordinatorError from enqueue (then the dead letter stays open and
+        no audit event is written).
     """
     row = get_dead_letter(dead_letter_id)
     new_id = requeue_job_id(row.root_job_id, row.requeue_generation + 1)
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = DeadLetter.objects.filter(pk=row.pk, status=DeadLetter.Status.OPEN).update(
-            status=DeadLetter.Status.REQUEUED, requeued_as=new_id, acted_by=actor,
-            acted_at=now, status_changed=now)
-        if not claimed:
-            row.refresh_from_db(fields=["status"])
-            raise NotRequeueable(
-                f"Dead letter {row.pk} is {row.status}; only open dead letters can be requeued")
-        audit(actor, "requeue", target_type="dead_letter", target_id=row.pk, queue=row.queue,
-              job_id=row.job_id, new_job_id=new_id, reason=reason)
+    _claim_for_requeue(row, new_id, actor)
     options = {k: v for k, v in row.options.items() if k in _KEPT_OPTIONS and v is not None}
     try:
         enqueue(row.queue, row.job_name, row.payload, job_id=new_id, **options)
     except CoordinatorError:
         DeadLetter.objects.filter(pk=row.pk, requeued_as=new_id).update(
-            status=DeadLetter.Status.OPEN, requeued_as="", acted_by="", acted_at=None)
+            status=DeadLetter.Status.OPEN, requeued_as="", acted_by="", acted_at=None,
+            status_changed=row.status_changed)
         raise
+    audit(actor, "requeue", target_type="dead_letter", target_id=row.pk, queue=row.queue,
+          job_id=row.job_id, new_job_id=new_id, reason=reason)
     return RequeueResult(row.pk, new_id)
+
+
+def _claim_for_requeue(row: DeadLetter, new_id: str, actor: str) -> None:
+    """Mark an open dead letter requeued as ``new_id`` (a conditional update).
+
+    Raises:
+        NotRequeueable: it is not open (another requeue won, or it was archived).
+    """
+    now = timezone.now()
+    claimed = DeadLetter.objects.filter(pk=row.pk, status=DeadLetter.Status.OPEN).update(
+        status=DeadLetter.Status.REQUEUED, requeued_as=new_id, acted_by=actor,
+        acted_at=now, status_changed=now)
+    if not claimed:
+        row.refresh_from_db(fields=["status"])
+        raise NotRequeueable(
+            f"Dead letter {row.pk} is {row.status}; only open dead letters can be requeued")
 
 
 def archive_dead_letter(dead_letter_id: int, *, actor: str, reason: str = "") -> DeadLetter:
@@ -175,7 +188,7 @@ def purge_dead_letters(queue: str, *, older_than: datetime | timedelta | None = 
         rows = rows.older_than(older_than)
     if ids is not None:
         rows = rows.filter(pk__in=ids)
-    deleted, job_ids = 0, []
+    deleted, job_ids = 0, list[str]()
     while batch := list(rows.values_list("pk", "job_id")[: settings.PURGE_BATCH]):
         with transaction.atomic():
             deleted += DeadLetter.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]

@@ -16,10 +16,12 @@ from queues.models import QueueType
 
 
 @admin.register(QueueType)
-class QueueTypeAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class QueueTypeAdmin(admin.ModelAdmin):
     list_display = ("name", "display_name", "default_attempts", "backoff_type",
                     "concurrency", "min_workers", "max_workers", "updated_at")
     search_fields = ("name", "display_name", "description")
+    # An empty job option or concurrency inherits the global setting (DEFAULT_JOB_*, ...).
+    empty_value_display = _("(global default)")
     readonly_fields = ("created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "display_name", "description", "job_types")}),

@@ -16,6 +16,7 @@ from ninja.errors import HttpError
 from pydantic import field_validator
 
 from queues import health, jobs, manager, scheduling, stats
+from queues import health_history as history
 from queues.auth import Principal
 from queues.options import JOB_ID_PATTERN
 from queues.payload import MAX_PAYLOAD_DEPTH
@@ -131,15 +132,15 @@ def get_job(request: HttpRequest, name: str, job_id: str) -> dict[str, Any]:
 
 @router.delete("/queues/{name}/jobs/{job_id}")
 def cancel_job(request: HttpRequest, name: str, job_id: str) -> dict[str, Any]:
-    require(request, "manage", name)
-    return {"id": job_id, "outcome": jobs.cancel_job(name, job_id)}
+    who = require(request, "manage", name)
+    return {"id": job_id, "outcome": jobs.cancel_job(name, job_id, actor=who.actor)}
 
 
 @router.post("/queues/{name}/jobs/{job_id}/priority")
 def change_priority(request: HttpRequest, name: str, job_id: str,
                     body: PriorityIn) -> dict[str, Any]:
-    require(request, "manage", name)
-    jobs.change_priority(name, job_id, body.priority)
+    who = require(request, "manage", name)
+    jobs.change_priority(name, job_id, body.priority, actor=who.actor)
     return {"id": job_id, "priority": body.priority}
 
 
@@ -188,6 +189,14 @@ def queue_health(request: HttpRequest, name: str) -> Status:
     require(request, "view", name)
     report = health.queue_health(name)
     return Status(503 if report.status == "unknown" else 200, report.as_dict())
+
+
+@router.get("/queues/{name}/health/history")
+def health_history(request: HttpRequest, name: str, hours: int = Query(24, ge=1, le=168),
+                   limit: int = Query(100, ge=1, le=200)) -> dict[str, Any]:
+    """Recorded health transitions (newest first) and hourly completed/failed counts."""
+    require(request, "view", name)
+    return history.health_history(name, hours=hours, limit=limit).as_dict()
 
 
 @router.get("/queues/{name}/bottlenecks")

@@ -28,8 +28,10 @@ class QueuesConfig(AppConfig):
             importlib.import_module(module)
 
 
-# Coordinator-wide maintenance jobs (all queues) and how often beat runs them.
-MAINTENANCE = {"consistency-check": 3600, "cleanup-orphans": 3600, "metrics-aggregation": 300}
+# Coordinator-wide maintenance jobs (all queues) and how often beat runs them. The
+# entries with a setting of their own (metrics-aggregation, health-check: ENABLE_* and
+# *_INTERVAL) are kept in step with it by deadletter.retention.ensure_schedules.
+MAINTENANCE = {"consistency-check": 3600, "cleanup-orphans": 3600}
 
 
 def _schedule_maintenance(sender: Any, **kwargs: Any) -> None:

@@ -8,8 +8,7 @@
     ├── QueueError
     │   ├── QueueTypeNotFound
     │   ├── QueueTypeAlreadyRegistered
-    │   ├── QueueNotEmpty
-    │   └── QueuePaused
+    │   └── QueueNotEmpty
     ├── JobError
     │   ├── JobValidationError
     │   │   ├── PayloadTooLarge
@@ -33,10 +32,15 @@
 
 Callers catch ``CoordinatorError`` or a documented subclass. Each class's
 docstring says when it is raised and is its default message.
+
+There is no ``QueuePaused``: nothing needs a running queue. Enqueueing to a
+paused queue is accepted (the job waits, parked at claim, until
+``resume_queue``), and pause/resume are idempotent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -83,10 +87,6 @@ class QueueNotEmpty(QueueError):
                          queue=name, counts=counts)
 
 
-class QueuePaused(QueueError):
-    """The queue is paused and the operation needs it running."""
-
-
 class JobError(CoordinatorError):
     """An operation on a job failed."""
 
@@ -109,10 +109,15 @@ class PayloadTooLarge(JobValidationError):
 
 
 class UnknownJobType(JobValidationError):
-    """No ``@job`` declares this job name for this queue."""
+    """No ``@job`` declares this job name for this queue, or the queue type does not list it."""
 
-    def __init__(self, queue: str, name: str) -> None:
-        super().__init__(f"no job named {name!r} is declared for queue {queue!r}", field="name")
+    def __init__(self, queue: str, name: str, allowed: Iterable[str] | None = None) -> None:
+        if allowed is None:
+            message = f"no job named {name!r} is declared for queue {queue!r}"
+        else:
+            message = (f"queue {queue!r} accepts only the job types {sorted(allowed)}; "
+                       f"not {name!r}")
+        super().__init__(message, field="name")
 
 
 class InvalidCronError(JobValidationError):

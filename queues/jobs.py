@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import pydantic
 from celery import current_app, shared_task
 
-from queues import keys, options, producer, registry, store
+from queues import keys, options, producer, registry, signals, store
+from queues.conf import settings
 from queues.exceptions import (
     ConfigurationError,
     InvalidJobState,
@@ -70,19 +71,28 @@ def job(
     """Declare a job function ``fn(data, ctx)`` on ``queue``.
 
     ``opts`` are job-option defaults (``attempts``, ``backoff``, ``priority``,
-    ``remove_on_complete``, ...) or Celery task options (``time_limit``,
-    ``soft_time_limit``, ``acks_late``...).
+    ``remove_on_complete``, ``expires``, ...), the time limits of one attempt
+    (``time_limit_ms`` / ``soft_time_limit_ms``, or Celery's ``time_limit`` /
+    ``soft_time_limit`` in seconds; they override the queue type's), or other
+    Celery task options (``acks_late``...).
 
     Raises:
         ConfigurationError: for Celery retry options (retries are the
-            coordinator's) or invalid option defaults.
+            coordinator's), invalid option defaults or time limits.
     """
     job_keys = set(options.JobOptions.model_fields)
     forbidden = _FORBIDDEN & set(opts)
     if forbidden:
         raise ConfigurationError(f"{sorted(forbidden)}: use attempts= and backoff= instead")
+    opts = dict(opts)
+    limits = _declared_time_limits(opts)  # takes the time-limit options out of opts
     defaults = {k: v for k, v in opts.items() if k in job_keys}
     celery_opts = {k: v for k, v in opts.items() if k not in job_keys}
+    celery_opts["job_time_limits"] = limits
+    # Celery's own attributes too, so its tooling shows the declared limits.
+    for attr, limit in zip(("time_limit", "soft_time_limit"), limits, strict=True):
+        if limit is not None:
+            celery_opts[attr] = limit
 
     def decorate(fn: Callable[..., Any]) -> JobTask:
         job_name = name or fn.__name__.replace("_", "-")
@@ -97,6 +107,30 @@ def job(
         )(fn)
 
     return decorate
+
+
+def _declared_time_limits(opts: dict[str, Any]) -> tuple[float | None, float | None]:
+    """Pop a declaration's time limits: (hard, soft) in seconds, None where not declared.
+
+    Raises:
+        ConfigurationError: a limit given in both units, not a positive
+            number, or a soft limit above the hard one.
+    """
+    found: list[float | None] = []
+    for kind in ("time_limit", "soft_time_limit"):
+        seconds, millis = opts.pop(kind, None), opts.pop(f"{kind}_ms", None)
+        if seconds is not None and millis is not None:
+            raise ConfigurationError(f"give {kind} (seconds) or {kind}_ms, not both")
+        value = seconds if millis is None else millis
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not 0 < value < float("inf")):
+            raise ConfigurationError(f"{kind}{'' if millis is None else '_ms'} must be a "
+                                     f"positive number, not {value!r}")
+        found.append(None if value is None else value if millis is None else value / 1000)
+    hard, soft = found
+    if hard is not None and soft is not None and soft > hard:
+        raise ConfigurationError("the soft time limit is above the hard one: it would never fire")
+    return hard, soft
 
 
 def route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
@@ -118,8 +152,25 @@ def _task(queue: str, name: str) -> JobTask:
     return task
 
 
-def enqueue(queue: str, name: str, data: Any, **opts: Any) -> JobHandle:
+@overload
+def enqueue(queue: str, name: str, data: Any, *, on_commit: Literal[False] = False,
+            **opts: Any) -> JobHandle: ...
+@overload
+def enqueue(queue: str, name: str, data: Any, *, on_commit: Literal[True],
+            **opts: Any) -> None: ...
+@overload
+def enqueue(queue: str, name: str, data: Any, *, on_commit: bool,
+            **opts: Any) -> JobHandle | None: ...
+def enqueue(queue: str, name: str, data: Any, *, on_commit: bool = False,
+            **opts: Any) -> JobHandle | None:
     """Enqueue one job by queue and job name.
+
+    ``on_commit=True`` records and publishes it only once the surrounding
+    database transaction commits, and not at all if it rolls back (Celery's
+    ``delay_on_commit``). The payload and options are checked now; it returns
+    ``None``, as the job does not exist yet (give ``job_id`` to know its id).
+    Errors at commit time (Redis down, rate limit) raise from the end of the
+    ``atomic`` block, after the commit.
 
     Raises:
         QueueTypeNotFound: ``queue`` is not registered.
@@ -128,7 +179,15 @@ def enqueue(queue: str, name: str, data: Any, **opts: Any) -> JobHandle:
         BackendUnavailable: Redis is unreachable.
     """
     registry.get(queue)
-    submitted = producer.submit(_task(queue, name), [data], opts)[0]
+    task = _task(queue, name)
+    if on_commit:
+        from django.db import transaction
+
+        options.parse(opts, where="call")
+        value, _ = producer.encode_payload(task, data, limit=settings.MAX_JOB_DATA_SIZE)
+        transaction.on_commit(lambda: producer.submit(task, [value], opts))
+        return None
+    submitted = producer.submit(task, [data], opts)[0]
     return JobHandle(queue, submitted.job_id, created=submitted.created)
 
 
@@ -143,11 +202,12 @@ def enqueue_many(queue: str, name: str, items: Iterable[Any], **opts: Any) -> li
     return [JobHandle(queue, s.job_id, created=s.created) for s in submitted]
 
 
-def cancel_job(queue: str, job_id: str) -> str:
+def cancel_job(queue: str, job_id: str, *, actor: str = "system") -> str:
     """Cancel a job: a waiting or delayed job becomes ``cancelled`` and never runs;
     an active job is flagged so its code sees ``ctx.cancelled`` (cooperative).
 
-    Returns ``"cancelled"`` or ``"requested"`` (active job).
+    Returns ``"cancelled"`` or ``"requested"`` (active job). Audited with
+    ``actor`` (``management_action``), once it took effect.
 
     Raises:
         JobNotFound: no such job.
@@ -159,13 +219,16 @@ def cancel_job(queue: str, job_id: str) -> str:
             raise JobNotFound(queue, job_id)
         raise InvalidJobState(f"job {job_id!r} is {detail}; only waiting, delayed or active "
                               "jobs can be cancelled")
+    signals.announce(actor, "cancel_job", target_type="job", target_id=job_id, queue=queue,
+                     job_id=job_id, outcome=detail)
     return detail
 
 
-def change_priority(queue: str, job_id: str, priority: int) -> None:
+def change_priority(queue: str, job_id: str, priority: int, *, actor: str = "system") -> None:
     """Give a waiting or delayed job a new priority (0 runs first, 9 last).
 
     The job gets a new generation and message; its old message becomes a no-op.
+    Audited with ``actor`` (``management_action``), once it took effect.
 
     Raises:
         JobValidationError: priority outside 0..9.
@@ -183,6 +246,9 @@ def change_priority(queue: str, job_id: str, priority: int) -> None:
         ok, reason = store.change_priority(queue, job_id, priority=priority, gen=gen,
                                            message=message)
         if ok:
+            signals.announce(actor, "change_priority", target_type="job", target_id=job_id,
+                             queue=queue, job_id=job_id, previous=int(record["priority"]),
+                             priority=priority)
             return
         if reason != "superseded":
             raise InvalidJobState(f"job {job_id!r} is {reason}; only waiting or delayed jobs "

@@ -55,6 +55,26 @@ def stats_bucket_prefix(queue: str) -> str:
     return f"{queue_base(queue)}stats:m:"
 
 
+def stats_hour(queue: str, hour: int) -> str:
+    """An hourly statistics hash (``hour``: hours since the epoch), rolled up from minutes."""
+    return f"{queue_base(queue)}stats:h:{hour}"
+
+
+def stats_rolled(queue: str) -> str:
+    """The last minute number already rolled into an hourly hash."""
+    return f"{stats_bucket_prefix(queue)}rolled"
+
+
+def health_state(queue: str) -> str:
+    """A hash of the queue's last health check (status, issues, since)."""
+    return f"{queue_base(queue)}health:state"
+
+
+def health_history(queue: str) -> str:
+    """A list of the queue's health transitions (JSON), newest first, bounded."""
+    return f"{queue_base(queue)}health:history"
+
+
 def queue_workers(queue: str) -> str:
     """A sorted set of worker hostnames serving the queue (score: last heartbeat, ms)."""
     return f"{queue_base(queue)}workers"

@@ -6,7 +6,14 @@
 - ``cleanup-orphans``: log lists without a job, presence entries of workers
   whose record expired, pool targets of workers long gone.
 - ``metrics-aggregation``: roll per-minute stats buckets into hourly ones
-  (kept 7 days) for longer windows than the 2-hour minute buckets allow.
+  (kept 7 days) for longer windows than the 2-hour minute buckets allow;
+  ``queues.health_history`` reads them (``GET /queues/<name>/health/history``).
+- ``health-check``: evaluate every queue's health and record the changes of
+  status (``queues.health_history``).
+
+``metrics-aggregation`` and ``health-check`` are scheduled by
+``deadletter.retention.ensure_schedules`` from ``ENABLE_METRICS_COLLECTION`` /
+``METRICS_COLLECTION_INTERVAL`` and ``ENABLE_HEALTH_CHECKS`` / ``HEALTH_CHECK_INTERVAL``.
 """
 
 from __future__ import annotations
@@ -15,12 +22,12 @@ from typing import Any
 
 import redis
 
-from queues import keys, manager, store
+from queues import health_history, keys, manager, store
 from queues.conf import settings
 from queues.context import JobContext
 from queues.jobs import job
+from queues.store import history as history_store
 
-HOURLY_TTL_S = 7 * 24 * 3600
 _INDEXED = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")
 
 
@@ -121,28 +128,35 @@ def cleanup_orphans_job(data: dict[str, Any], ctx: JobContext) -> dict[str, int]
 
 
 def aggregate_metrics(queue: str) -> int:
-    """Add the minute buckets of finished hours into hourly hashes; returns minutes rolled."""
-    cli = store.client()
-    current_hour = store.now_ms() // 3_600_000
-    done_key = f"{keys.stats_bucket_prefix(queue)}rolled"
-    rolled = 0
-    with store.backend():
-        last = int(cli.get(done_key) or (current_hour - 2) * 60 - 1)
-        for minute in range(last + 1, current_hour * 60):
-            bucket = cli.hgetall(f"{keys.stats_bucket_prefix(queue)}{minute}")
-            if bucket:
-                hourly = f"{keys.queue_base(queue)}stats:h:{minute // 60}"
-                pipe = cli.pipeline()
-                for field, value in bucket.items():
-                    pipe.hincrby(hourly, field, int(value))
-                pipe.expire(hourly, HOURLY_TTL_S)
-                pipe.set(done_key, minute)
-                pipe.execute()
-                rolled += 1
-        cli.set(done_key, current_hour * 60 - 1)
-    return rolled
+    """Add the minute buckets of finished hours into hourly hashes; returns minutes rolled.
+
+    The hourly hashes (kept a week) feed ``queues.health_history``.
+
+    Raises:
+        BackendUnavailable: Redis is unreachable.
+    """
+    return history_store.roll_up_hours(queue, now=store.now_ms())
 
 
 @job("maintenance", "metrics-aggregation", attempts=1, remove_on_complete=20)
 def metrics_aggregation(data: dict[str, Any], ctx: JobContext) -> dict[str, int]:
+    """Roll up every queue's finished hours (gated by ENABLE_METRICS_COLLECTION)."""
+    if not settings.ENABLE_METRICS_COLLECTION:
+        return {}
     return {queue: aggregate_metrics(queue) for queue in _queues(data)}
+
+
+@job("maintenance", "health-check", attempts=1, remove_on_complete=20)
+def health_check(data: dict[str, Any], ctx: JobContext) -> dict[str, str]:
+    """Check every queue's health and record transitions (gated by ENABLE_HEALTH_CHECKS).
+
+    Returns the queues whose status changed, with their new status.
+    """
+    if not settings.ENABLE_HEALTH_CHECKS:
+        return {}
+    changed: dict[str, str] = {}
+    for queue in _queues(data):
+        transition = health_history.check_queue(queue)
+        if transition is not None:
+            changed[queue] = transition.current
+    return changed

@@ -1,6 +1,8 @@
-"""Queue management: the state of a queue and the list of queues.
+"""Queue management: status, list, cleanup, pause/resume, create/destroy of queue types.
 
-Pause, resume, create, destroy and cleanup join this module as they land.
+Every lifecycle change sends ``queues.signals.management_action`` once it took
+effect; ``deadletter`` records the audit event and keeps the queue type's
+retention beat entries in step (this app never imports it, DESIGN §3).
 """
 
 from __future__ import annotations

@@ -116,10 +116,16 @@ class MessageTemplate:
 
     def __init__(self, app: Celery, task: Task, queue: str) -> None:
         self.app, self.queue = app, queue
+        # The declared time limits (seconds): Celery's Request reads them from this
+        # header and hands them to the pool. Undeclared ones stay None so that the
+        # worker applies the queue type's (``JobTask.attempt_time_limits``). Never
+        # ``expires``: Celery would drop an expired message and leave its job waiting;
+        # the claim script fails it instead.
+        limits = getattr(task, "job_time_limits", (task.time_limit, task.soft_time_limit))
         headers = {
             "lang": "py", "task": task.name, "shadow": None, "eta": None,
             "expires": None, "group": None, "group_index": None, "retries": 0,
-            "timelimit": [task.time_limit, task.soft_time_limit],
+            "timelimit": list(limits),
             "parent_id": None, "origin": anon_nodename(),
             "ignore_result": bool(task.ignore_result), "replaced_task_nesting": 0,
             "stamped_headers": None, "stamps": {},

@@ -54,8 +54,11 @@ COUNTERS = {
     "retries": ("job_retries", "Failed attempts sent back for another try."),
     "stalled": ("jobs_stalled", "Active jobs whose lock expired or whose process died."),
 }
-# Every terminal failure is dead-lettered, so this counter reads the failed field.
-DEAD_LETTER = ("jobs_dead_letter", "Jobs handed to the dead-letter store.")
+# Rows the dead-letter writer created (``deadletter.recording.write``), counted as
+# ``dead_lettered|<job>``: a failure quarantined as unwritable, or kept while the
+# database is down, counts once its row exists; a duplicate write never counts.
+DEAD_LETTER_FIELD = "dead_lettered"
+DEAD_LETTER = ("jobs_dead_letter", "Dead-letter rows written to the database.")
 # The seed calls it ``job_processing_duration_ms``; ``promtool check metrics``
 # rejects abbreviated and non-base units, so it is exposed in seconds.
 DURATION_HISTOGRAM = "job_processing_duration_seconds"
@@ -154,7 +157,7 @@ def job_type_totals(reading: QueueReading) -> dict[str, JobTypeTotals]:
             totals.setdefault(job, JobTypeTotals()).buckets[bound] = value
         elif metric == "duration_sum":
             totals.setdefault(rest, JobTypeTotals()).duration_sum = value
-        elif metric in COUNTERS:
+        elif metric in COUNTERS or metric == DEAD_LETTER_FIELD:
             totals.setdefault(rest, JobTypeTotals()).counters[metric] = value
     return totals
 
@@ -189,7 +192,7 @@ def _job_families(series: Series) -> Iterator[Metric]:
         yield family
     dead = CounterMetricFamily(*DEAD_LETTER, labels=JOB_LABELS)
     for labels, totals in series:
-        dead.add_metric(labels, totals.counters.get("failed", 0))
+        dead.add_metric(labels, totals.counters.get(DEAD_LETTER_FIELD, 0))
     yield dead
     durations = HistogramMetricFamily(
         DURATION_HISTOGRAM, "Time from start to finish of the attempt that ended the job.",

@@ -56,20 +56,34 @@ class QueueType(models.Model):
     description = models.TextField(blank=True)
     job_types = models.JSONField(default=list, blank=True, validators=[validate_job_types])
 
-    # Default job options (seed defaultJobOptions).
-    default_attempts = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
+    # Default job options (seed defaultJobOptions). Empty means "inherit the global
+    # default" (DEFAULT_JOB_ATTEMPTS, DEFAULT_JOB_BACKOFF_DELAY, DEFAULT_JOB_PRIORITY),
+    # the lowest of the four levels of option precedence (DESIGN §8.12).
+    default_attempts = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("Empty: DEFAULT_JOB_ATTEMPTS."))
     backoff_type = models.CharField(max_length=16, choices=BACKOFF_TYPES, default="exponential")
-    backoff_delay_ms = _ms(default=2000)
+    backoff_delay_ms = _ms(null=True, blank=True, help_text=_("Empty: DEFAULT_JOB_BACKOFF_DELAY."))
     backoff_max_delay_ms = _ms(default=300000)
     remove_on_complete = models.JSONField(default=keep_100, validators=[validate_remove_policy])
     remove_on_fail = models.JSONField(default=keep_50, validators=[validate_remove_policy])
-    default_priority = models.PositiveSmallIntegerField(default=0)
+    default_priority = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text=_("0 (runs first) to 9. Empty: DEFAULT_JOB_PRIORITY."))
+    # Time limits of one attempt (a job declaration may override them); empty: none.
+    soft_time_limit_ms = _ms(null=True, blank=True, validators=[MinValueValidator(1)],
+                             help_text=_("SoftTimeLimitExceeded is raised inside the job."))
+    time_limit_ms = _ms(null=True, blank=True, validators=[MinValueValidator(1)],
+                        help_text=_("The attempt is killed and fails as a timeout."))
 
     # Worker settings (seed settings).
     stalled_interval_ms = _ms(default=30000, validators=[MinValueValidator(1000)])
     retry_process_delay_ms = _ms(default=5000)
     max_stalled_count = models.PositiveIntegerField(default=1)
-    concurrency = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    # Pool size of a worker serving only this queue, unless -c is given (workers.concurrency).
+    concurrency = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("Pool size of a worker serving only this queue when -c is not given. "
+                    "Empty: DEFAULT_WORKER_CONCURRENCY."))
 
     # Scaling (seed scaling); the autoscaling dynamics live in workers.
     min_workers = models.PositiveIntegerField(default=1)
@@ -101,11 +115,12 @@ class QueueType(models.Model):
         errors: dict[str, str] = {}
         if self.min_workers > self.max_workers:
             errors["min_workers"] = _("Minimum workers cannot exceed maximum workers.")
-        if self.default_priority > 9:
+        if self.default_priority is not None and self.default_priority > 9:
             errors["default_priority"] = _("Priority is 0 (runs first) to 9.")
         if self.backoff_type not in dict(BACKOFF_TYPES):
             errors["backoff_type"] = _("Backoff type must be 'fixed' or 'exponential'.")
-        if self.backoff_max_delay_ms < self.backoff_delay_ms and self.backoff_type == "exponential":
+        if (self.backoff_type == "exponential" and self.backoff_delay_ms is not None
+                and self.backoff_max_delay_ms < self.backoff_delay_ms):
             errors["backoff_max_delay_ms"] = _("Maximum backoff delay is below the base delay.")
         if errors:
             raise ValidationError(errors)

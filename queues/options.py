@@ -9,7 +9,7 @@ call may change only its ``delay``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -30,6 +30,11 @@ JOB_ID_PATTERN = rf"^[A-Za-z0-9._:-]{{1,{MAX_JOB_ID_LENGTH}}}$"
 TAG_ID_PATTERN = r"^[!-~]{1,128}$"
 
 RemovePolicy = bool | pydantic.NonNegativeInt
+# ``expires`` as Celery takes it: seconds from enqueue (not a bool, finite, at most
+# ten years), or an aware datetime (an ISO 8601 string over HTTP).
+MAX_EXPIRES_S = 10 * 365 * 86400
+ExpiresSeconds = Annotated[float, pydantic.Field(gt=0, le=MAX_EXPIRES_S, allow_inf_nan=False,
+                                                 strict=True)]
 
 
 class Backoff(pydantic.BaseModel):
@@ -55,6 +60,9 @@ class JobOptions(pydantic.BaseModel):
     client_id: str | None = pydantic.Field(None, pattern=TAG_ID_PATTERN)
     remove_on_complete: RemovePolicy | None = None
     remove_on_fail: RemovePolicy | None = None
+    # The job's deadline (Celery's ``expires``): an attempt not started by then
+    # fails the job as ``expired`` (DESIGN §8.23).
+    expires: ExpiresSeconds | datetime | None = None
 
 
 class ResolvedOptions(pydantic.BaseModel):
@@ -71,6 +79,7 @@ class ResolvedOptions(pydantic.BaseModel):
     client_id: str | None
     remove_on_complete: RemovePolicy
     remove_on_fail: RemovePolicy
+    deadline_ms: int | None = None  # epoch ms; the claim script reads it from the record
 
 
 def parse(raw: dict[str, Any], *, where: str) -> JobOptions:
@@ -117,9 +126,10 @@ def resolve(*levels: JobOptions, now_ms: int) -> ResolvedOptions:
         err = exc.errors()[0]
         field = "backoff." + ".".join(str(part) for part in err["loc"])
         raise JobValidationError(err["msg"], field=field) from None
+    delay_ms = _delay_ms(first("delay_ms"), first("run_at"), now_ms)
     return ResolvedOptions(
         priority=first("priority") or 0,
-        delay_ms=_delay_ms(first("delay_ms"), first("run_at"), now_ms),
+        delay_ms=delay_ms,
         attempts=first("attempts") or 1,
         backoff=merged_backoff,
         job_id=first("job_id"),
@@ -127,6 +137,7 @@ def resolve(*levels: JobOptions, now_ms: int) -> ResolvedOptions:
         client_id=first("client_id"),
         remove_on_complete=_first_policy(levels, "remove_on_complete"),
         remove_on_fail=_first_policy(levels, "remove_on_fail"),
+        deadline_ms=_deadline_ms(first("expires"), now_ms, due_ms=now_ms + delay_ms),
     )
 
 
@@ -143,6 +154,27 @@ def _delay_ms(delay_ms: int | None, run_at: datetime | None, now_ms: int) -> int
     if run_at.tzinfo is None:
         raise JobValidationError("run_at must be timezone-aware", field="run_at")
     return max(0, int(run_at.timestamp() * 1000) - now_ms)
+
+
+def _deadline_ms(expires: float | datetime | None, now_ms: int, *, due_ms: int) -> int | None:
+    """The absolute deadline of ``expires`` (seconds from now, or a datetime).
+
+    Raises:
+        JobValidationError: a naive datetime, or a deadline that is not after the
+            job's due time (the job could never start).
+    """
+    if expires is None:
+        return None
+    if isinstance(expires, datetime):
+        if expires.tzinfo is None:
+            raise JobValidationError("expires must be timezone-aware", field="expires")
+        deadline = int(expires.timestamp() * 1000)
+    else:
+        deadline = now_ms + int(expires * 1000)
+    if deadline <= due_ms:
+        raise JobValidationError("the deadline is not after the time the job becomes due: it could "
+                                 "never start", field="expires")
+    return deadline
 
 
 def keep_count(policy: RemovePolicy) -> int:

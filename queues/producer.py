@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from queues import options, registry, store
 from queues.conf import settings
-from queues.exceptions import JobValidationError, PayloadTooLarge
+from queues.exceptions import JobValidationError, PayloadTooLarge, UnknownJobType
 from queues.messages import BuiltMessage, MessageTemplate, new_id, new_task_id
 
 if TYPE_CHECKING:
@@ -68,12 +68,14 @@ def submit(task: JobTask, items: Sequence[Any], call_options: dict[str, Any]) ->
     """Enqueue ``items`` (payloads) as jobs of ``task``; validates everything first.
 
     Raises:
-        QueueTypeNotFound, JobValidationError, PayloadTooLarge: bad input; nothing
-            was recorded or published.
+        QueueTypeNotFound, JobValidationError, PayloadTooLarge, UnknownJobType (the
+            queue type lists its job types, not this one): nothing was recorded or published.
         RateLimited: a job with a ``client_id`` over MAX_JOBS_PER_MINUTE (seed §10.1).
         BackendUnavailable: Redis is unreachable.
     """
     spec = registry.get(task.job_queue)
+    if spec.accepted_job_types is not None and task.job_name not in spec.accepted_job_types:
+        raise UnknownJobType(task.job_queue, task.job_name, spec.accepted_job_types)
     now = store.now_ms()
     opts = options.resolve(
         options.parse(call_options, where="call"), task.job_defaults,

@@ -32,7 +32,7 @@ class QueueTypeSpec:
     default_options: JobOptions
     stalled_interval_ms: int
     max_stalled_count: int
-    concurrency: int
+    concurrency: int | None  # None: DEFAULT_WORKER_CONCURRENCY
     min_workers: int
     max_workers: int
     scaling_threshold: int
@@ -40,6 +40,11 @@ class QueueTypeSpec:
     completed_job_age_ms: int = 24 * 3600 * 1000
     failed_job_age_ms: int = 7 * 24 * 3600 * 1000
     cleanup_interval_ms: int = 3600 * 1000
+    soft_time_limit_ms: int | None = None
+    time_limit_ms: int | None = None
+    retry_process_delay_ms: int = 5000
+    # The job names enqueue accepts; None: every job declared on the queue.
+    accepted_job_types: frozenset[str] | None = None
 
     @classmethod
     def from_model(cls, row: QueueType) -> QueueTypeSpec:
@@ -47,17 +52,7 @@ class QueueTypeSpec:
             name=row.name,
             display_name=row.display_name,
             job_types=tuple(row.job_types),
-            default_options=JobOptions(
-                attempts=row.default_attempts,
-                backoff={
-                    "type": row.backoff_type,
-                    "delay": row.backoff_delay_ms,
-                    "max_delay": row.backoff_max_delay_ms,
-                },
-                priority=row.default_priority,
-                remove_on_complete=row.remove_on_complete,
-                remove_on_fail=row.remove_on_fail,
-            ),
+            default_options=_default_options(row),
             stalled_interval_ms=row.stalled_interval_ms,
             max_stalled_count=row.max_stalled_count,
             concurrency=row.concurrency,
@@ -68,7 +63,36 @@ class QueueTypeSpec:
             completed_job_age_ms=row.completed_job_age_ms,
             failed_job_age_ms=row.failed_job_age_ms,
             cleanup_interval_ms=row.cleanup_interval_ms,
+            soft_time_limit_ms=row.soft_time_limit_ms,
+            time_limit_ms=row.time_limit_ms,
+            retry_process_delay_ms=row.retry_process_delay_ms,
+            accepted_job_types=_accepted_job_types(row),
         )
+
+
+# The seed's types (§5.1). Their lists are the seed's names plus every job the
+# code declares on them (DESIGN §8.14), so they accept every declared job; a
+# queue type created at runtime with a list accepts only the names listed.
+BUILTIN_QUEUE_TYPES = frozenset({"photo-processing", "batch-processing", "maintenance"})
+
+
+def _accepted_job_types(row: QueueType) -> frozenset[str] | None:
+    if not row.job_types or row.name in BUILTIN_QUEUE_TYPES:
+        return None
+    return frozenset(row.job_types)
+
+
+def _default_options(row: QueueType) -> JobOptions:
+    """The queue type's level of option precedence; an empty field leaves it to the global."""
+    backoff = {"type": row.backoff_type, "delay": row.backoff_delay_ms,
+               "max_delay": row.backoff_max_delay_ms}
+    return JobOptions(
+        attempts=row.default_attempts,
+        backoff={k: v for k, v in backoff.items() if v is not None},
+        priority=row.default_priority,
+        remove_on_complete=row.remove_on_complete,
+        remove_on_fail=row.remove_on_fail,
+    )
 
 
 class _Snapshot:

@@ -71,22 +71,32 @@ if pending > 0 then push() end
 if created > 0 then
   redis.call('HINCRBY', KEYS[3], 'scheduled|' .. name, created)
   redis.call('HINCRBY', KEYS[3], 'scheduled', created)
+  redis.call('HSETNX', KEYS[3], 'first_activity_ms', now)  -- queues.stats windows start here
   redis.call('SADD', KEYS[4], queue)
 end
 return out
 """
 
-# KEYS: job, waiting, active, failed, stats, queue meta, paused index, worker
-# ARGV: job id, generation, owner token, now, max age ms (0: no limit)
+# Prepended to CLAIM and RECOVER: a terminal failure the finish script never sees (expired,
+# stalled too often) counts in this minute's bucket; 'untimed': not in the average times.
+_COUNT_UNTIMED_FAILURE = """
+local function count_untimed_failure(bucket, ttl)
+  redis.call('HINCRBY', bucket, 'failed', 1); redis.call('HINCRBY', bucket, 'untimed', 1)
+  redis.call('PEXPIRE', bucket, ttl)
+end
+"""
+
+# KEYS: job, waiting, active, failed, stats, queue meta, paused index, worker, minute bucket
+# ARGV: job id, generation, owner token, now, max age ms (0: no limit), bucket ttl ms
 # The lock lasts the record's lock_ms (the queue type's stalledInterval). A job
-# runnable for longer than max age fails as 'expired' instead (DESIGN §8.1).
-# On a paused queue the job is parked (state 'paused', kept in order); on a
-# paused worker it is left waiting for the caller to re-publish.
+# runnable for longer than max age (DESIGN §8.1), or past its options' deadline_ms
+# (Celery's ``expires``, §8.23), fails as 'expired' instead. On a paused queue the
+# job is parked (state 'paused', in order); on a paused worker it is left waiting.
 # Returns {1, attempt, max attempts} when claimed, {2, record...} when it
 # expired, else {0, reason}.
-CLAIM = """
+CLAIM = _COUNT_UNTIMED_FAILURE + """
 local cur = redis.call('HMGET', KEYS[1], 'state', 'gen', 'attempts_made', 'lock_ms',
-                      'max_attempts', 'runnable_at')
+                      'max_attempts', 'runnable_at', 'opts')
 if not cur[1] then return {0, 'missing'} end
 if cur[1] ~= 'waiting' then return {0, cur[1]} end
 if cur[2] ~= ARGV[2] then return {0, 'superseded'} end
@@ -98,17 +108,23 @@ if redis.call('HGET', KEYS[6], 'paused') == '1' then
 end
 if redis.call('HGET', KEYS[8], 'paused') == '1' then return {0, 'worker-paused'} end
 local now = tonumber(ARGV[4])
-local max_age = tonumber(ARGV[5])
+local max_age, why = tonumber(ARGV[5]), nil
 if max_age > 0 and now - tonumber(cur[6]) > max_age then
+  why = 'job was runnable for longer than MAX_JOB_AGE before a worker took it'
+elseif cur[7] and not string.find(cur[7], '"deadline_ms":null', 1, true)
+    and now > (tonumber(cjson.decode(cur[7]).deadline_ms) or math.huge) then
+  why = 'job was not started before its deadline (expires)'
+end
+if why then
   redis.call('HSET', KEYS[1], 'state', 'failed', 'failed_reason', 'expired',
-             'error_type', 'JobExpired', 'finished_at', now,
-             'error', 'job was runnable for longer than MAX_JOB_AGE before a worker took it')
+             'error_type', 'JobExpired', 'finished_at', now, 'error', why)
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZADD', KEYS[4], now, ARGV[1])
   local name = redis.call('HGET', KEYS[1], 'name')
   redis.call('HINCRBY', KEYS[5], 'failed', 1)
   redis.call('HINCRBY', KEYS[5], 'failed|' .. name, 1)
   redis.call('HINCRBY', KEYS[5], 'expired', 1)
+  count_untimed_failure(KEYS[9], ARGV[6])
   local record = redis.call('HGETALL', KEYS[1])
   table.insert(record, 1, 2)
   return record
@@ -233,13 +249,13 @@ local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {#due, tonumber(nxt[2]) or -1}
 """
 
-# KEYS: job, active, waiting, failed, stats
+# KEYS: job, active, waiting, failed, stats, this minute's stats bucket
 # ARGV: job id, now, mode ('stalled': the lock expired; 'lost': the owner's
 #       process died), owner token (for 'lost'), expected generation,
-#       new generation, broker key, message
+#       new generation, broker key, message, bucket ttl ms
 # Returns {1} when returned to waiting with a fresh message, {2, record...}
 # when it stalled more than max_stalled times and failed, else {0}.
-RECOVER = """
+RECOVER = _COUNT_UNTIMED_FAILURE + """
 local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'gen', 'stalled_count', 'max_stalled',
                       'name')
 local id, now = ARGV[1], tonumber(ARGV[2])
@@ -262,6 +278,7 @@ if count > tonumber(cur[5]) then
   redis.call('ZADD', KEYS[4], now, id)
   redis.call('HINCRBY', KEYS[5], 'failed', 1)
   redis.call('HINCRBY', KEYS[5], 'failed|' .. cur[6], 1)
+  count_untimed_failure(KEYS[6], ARGV[9])
   local record = redis.call('HGETALL', KEYS[1])
   table.insert(record, 1, 2)
   return record

@@ -9,10 +9,19 @@ from django.dispatch import Signal
 # Arguments: queue, job_id, record (the job's final record, a dict of strings).
 job_failed = Signal()
 
-# Sent once by every management service (pause, resume, create, destroy,
-# scale, ...) after it acted. ``deadletter`` records it as an AuditEvent.
+# Sent once by every management service (pause, resume, create, update and
+# destroy of a queue type, scale, cancel_job, change_priority, ...) after it
+# acted, never when it refused. ``deadletter`` records it as an AuditEvent
+# (a ``job_id`` in details fills the event's job_id column) and keeps the
+# queue type's retention beat entries in step with create/update/destroy.
 # Arguments: actor, action, target_type, target_id, queue, details (dict).
 management_action = Signal()
+
+# Sent by the health-check job (queues.health_history) when a queue's health
+# status changes, e.g. healthy -> unhealthy. Arguments: queue, previous (None
+# for a queue never checked before), current, issues (list of dicts with
+# rule, severity, message).
+queue_health_changed = Signal()
 
 
 def announce(actor: str, action: str, *, target_type: str, target_id: str = "",

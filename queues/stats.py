@@ -1,6 +1,9 @@
-"""Rates computed from the per-minute buckets that the finish script writes.
+"""Rates computed from the per-minute buckets that the transition scripts write.
 
-Status, health, metrics and the autoscaler all read rates here (DESIGN §8.9).
+The finish script counts every finished attempt's outcome and times; the claim
+script (expired jobs) and the recovery script (stalled too often) count the
+terminal failures that never reach it, as ``untimed``. Status, health, metrics
+and the autoscaler all read rates here (DESIGN §8.9).
 """
 
 from __future__ import annotations
@@ -9,35 +12,56 @@ from dataclasses import dataclass
 
 from queues import keys, store
 
+_BUCKET_FIELDS = ("completed", "failed", "proc_ms", "wait_ms", "untimed")
+# Rates are per minute: less than a minute of data is not extrapolated to one.
+MIN_COVERED_MS = 60_000
+
 
 @dataclass(frozen=True)
 class WindowStats:
-    """Totals over a rolling window of whole minutes (the current one included)."""
+    """Totals over a rolling window of whole minutes (the current one included).
+
+    ``covered_ms`` is the time the totals actually span: from the start of the
+    window's oldest minute, or from the queue's first activity when that is
+    later, to now. Rates divide by it, so a queue that started two minutes ago
+    is not averaged over five.
+    """
 
     minutes: int
     completed: int
     failed: int
     processing_ms: int
     wait_ms: int
+    untimed: int = 0  # failures without a timed attempt (expired, stalled too often)
+    covered_ms: int = 0  # 0: the whole window
 
     @property
     def finished(self) -> int:
         return self.completed + self.failed
 
     @property
+    def timed(self) -> int:
+        """Finished jobs whose last attempt ran to a recorded end."""
+        return self.finished - self.untimed
+
+    @property
+    def covered_minutes(self) -> float:
+        return (self.covered_ms or self.minutes * 60000) / 60000
+
+    @property
     def processing_rate(self) -> float:
-        """Jobs finished per minute."""
-        return self.finished / self.minutes
+        """Jobs finished per minute of the time the window covers."""
+        return self.finished / self.covered_minutes
 
     @property
     def average_processing_time(self) -> float:
-        """Milliseconds per finished job (0 when none finished)."""
-        return self.processing_ms / self.finished if self.finished else 0.0
+        """Milliseconds per timed finished job (0 when none finished)."""
+        return self.processing_ms / self.timed if self.timed else 0.0
 
     @property
     def average_wait_time(self) -> float:
-        """Milliseconds from runnable to started, per finished job."""
-        return self.wait_ms / self.finished if self.finished else 0.0
+        """Milliseconds from runnable to started, per timed finished job."""
+        return self.wait_ms / self.timed if self.timed else 0.0
 
     @property
     def error_rate(self) -> float:
@@ -45,16 +69,30 @@ class WindowStats:
 
 
 def window(queue: str, minutes: int = 5) -> WindowStats:
-    """Sum the last ``minutes`` per-minute buckets of ``queue``."""
-    current = store.now_ms() // 60000
+    """Sum the last ``minutes`` per-minute buckets of ``queue``.
+
+    Raises:
+        BackendUnavailable: Redis is unreachable.
+    """
+    now = store.now_ms()
+    first_minute = now // 60000 - minutes + 1
     prefix = keys.stats_bucket_prefix(queue)
     with store.backend():
         pipe = store.client().pipeline(transaction=False)
-        for minute in range(current - minutes + 1, current + 1):
-            pipe.hmget(f"{prefix}{minute}", "completed", "failed", "proc_ms", "wait_ms")
-        rows = pipe.execute()
-    totals = [sum(int(row[i] or 0) for row in rows) for i in range(4)]
-    return WindowStats(minutes, *totals)
+        pipe.hget(keys.stats(queue), "first_activity_ms")
+        for minute in range(first_minute, first_minute + minutes):
+            pipe.hmget(f"{prefix}{minute}", *_BUCKET_FIELDS)
+        first_activity, *rows = pipe.execute()
+    completed, failed, proc_ms, wait_ms, untimed = (
+        sum(int(row[i] or 0) for row in rows) for i in range(len(_BUCKET_FIELDS)))
+    start = first_minute * 60000
+    if first_activity is not None:
+        start = max(start, int(first_activity))
+    else:  # counters older than first_activity_ms: the oldest bucket present
+        present = [i for i, row in enumerate(rows) if any(row)]
+        start += 60000 * (present[0] if present else 0)
+    return WindowStats(minutes, completed, failed, proc_ms, wait_ms, untimed,
+                       covered_ms=max(now - start, MIN_COVERED_MS))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 import pydantic
+from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery import Task
 from celery.exceptions import Ignore, Retry
 
@@ -31,12 +32,21 @@ from queues.signals import job_failed
 
 logger = logging.getLogger("queues.jobs")
 
-# Celery's own names for options that map onto the coordinator's.
+# Celery's own names for options that map onto the coordinator's (``expires``,
+# seconds or a datetime, keeps its name: the job's deadline).
 _CELERY_OPTION_MAP = {"countdown": "delay_ms", "eta": "run_at", "task_id": "job_id"}
-# Routing and beat bookkeeping: a job's queue is fixed by its declaration, and
-# ``expires`` has the coordinator's MAX_JOB_AGE as its counterpart.
-_IGNORED_CELERY_OPTIONS = {"queue", "routing_key", "exchange", "serializer", "headers", "expires",
-                           "producer"}
+# Celery publishing options that only restate what the coordinator does: accepted
+# when they say exactly that, refused otherwise (never silently dropped). A job's
+# queue is fixed by its declaration; messages are JSON, published by the enqueue
+# script (no kombu producer, no custom headers: trace_id/client_id travel as jq_ headers).
+_RESTATED_CELERY_OPTIONS = {
+    "queue": "the job's own queue", "routing_key": "the job's own queue",
+    "exchange": "the default exchange ''", "serializer": "'json'",
+}
+_REFUSED_CELERY_OPTIONS = {
+    "headers": "custom headers are not carried; use trace_id= or client_id=",
+    "producer": "the coordinator publishes through its enqueue script, not a kombu producer",
+}
 
 
 class JobTask(Task):  # type: ignore[misc]
@@ -47,6 +57,8 @@ class JobTask(Task):  # type: ignore[misc]
     schema: type[pydantic.BaseModel] | None = None
     job_defaults: JobOptions = JobOptions()
     dont_retry: tuple[type[BaseException], ...] = ()
+    # (hard, soft) seconds declared by ``@job``; None: the queue type's (or none).
+    job_time_limits: tuple[float | None, float | None] = (None, None)
     typing = False
     ignore_result = True
     Request = "queues.request:JobRequest"
@@ -59,8 +71,36 @@ class JobTask(Task):  # type: ignore[misc]
             JobValidationError, PayloadTooLarge, QueueTypeNotFound, BackendUnavailable.
         """
         payload = payload_from_call(args or (), kwargs or {})
-        submitted = producer.submit(self, [payload], _coordinator_options(options))[0]
+        submitted = producer.submit(self, [payload], _coordinator_options(self, options))[0]
         return JobHandle(self.job_queue, submitted.job_id, created=submitted.created)
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """``delay`` once the surrounding transaction commits; nothing if it rolls back.
+
+        Raises:
+            JobValidationError, PayloadTooLarge: checked now, not at commit.
+        """
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(self, args: Any = None, kwargs: Any = None,
+                              **options: Any) -> None:
+        """``apply_async`` once the surrounding transaction commits (Celery's ``DjangoTask``).
+
+        Returns nothing, as Celery's does: the job does not exist yet (give
+        ``task_id`` to know its id). Outside a transaction it runs at once.
+
+        Raises:
+            JobValidationError, PayloadTooLarge: checked now, not at commit.
+        """
+        from django.db import transaction
+
+        from queues.conf import settings
+        from queues.options import parse
+
+        parse(_coordinator_options(self, options), where="call")
+        producer.encode_payload(self, payload_from_call(args or (), kwargs or {}),
+                                limit=settings.MAX_JOB_DATA_SIZE)
+        transaction.on_commit(lambda: self.apply_async(args, kwargs, **options))
 
     def validate_payload(self, data: Any) -> Any:
         """The payload as JSON-ready data, checked against the job's schema.
@@ -121,7 +161,11 @@ class JobTask(Task):  # type: ignore[misc]
             result = self.run(self._as_input(payload), ctx)
             encoded = json.dumps(result)
         except Exception as exc:
-            self._attempt_failed(ctx, token, exc)
+            delay_ms = fail_attempt(self, ctx.job_id, token=token, gen=int(req.jq_gen),
+                                    worker=req.hostname or "", exc=exc,
+                                    tb=traceback.format_exc())
+            if delay_ms is not None:
+                raise Retry(exc=exc, when=delay_ms / 1000) from exc
             raise
         if store.finish(self.job_queue, ctx.job_id, token=token, state="completed",
                         worker=self.request.hostname or "",
@@ -132,35 +176,6 @@ class JobTask(Task):  # type: ignore[misc]
 
     def _as_input(self, payload: Any) -> Any:
         return self.schema.model_validate(payload) if self.schema is not None else payload
-
-    def _attempt_failed(self, ctx: JobContext, token: str, exc: Exception) -> None:
-        """Retry through the delayed set (raises ``Retry``), or fail for good."""
-        names = ("id", "task", "data", "priority", "trace_id", "client_id", "opts")
-        record = dict(zip(names, store.fields(self.job_queue, ctx.job_id, *names), strict=True))
-        backoff = Backoff.model_validate(json.loads(record["opts"] or "{}").get("backoff", {}))
-        decision = retry.decide(exc, attempt=ctx.attempt, max_attempts=ctx.max_attempts,
-                                backoff=backoff, dont_retry=self.dont_retry)
-        if decision is None:
-            self._record_failure(ctx, token, exc)
-            return
-        message = producer.rebuild_message(record, gen=int(self.request.jq_gen) + 1)
-        if store.retry(self.job_queue, ctx.job_id, token=token,
-                       due=store.now_ms() + decision.delay_ms, message=message,
-                       error=(type(exc).__name__, str(exc) or type(exc).__name__)):
-            raise Retry(exc=exc, when=decision.delay_ms / 1000) from exc
-
-    def _record_failure(self, ctx: JobContext, token: str, exc: Exception) -> None:
-        reason = retry.failure_reason(exc, self.dont_retry)
-        fields = {
-            "error": str(exc) or type(exc).__name__, "error_type": type(exc).__name__,
-            "traceback": traceback.format_exc(), "failed_reason": reason,
-        }
-        record = store.finish(self.job_queue, ctx.job_id, token=token, state="failed",
-                              worker=self.request.hostname or "",
-                              fields=fields)
-        if record is not None:
-            job_failed.send(sender=type(self), queue=self.job_queue, job_id=ctx.job_id,
-                            record=record)
 
     def _adopt(self, task_id: str, args: Any, kwargs: Any) -> None:
         """A message sent without the coordinator (``send_task``): record it as a job.
@@ -180,6 +195,58 @@ class JobTask(Task):  # type: ignore[misc]
         logger.info("adopted untracked message %s as job %s/%s", task_id, self.job_queue,
                     submitted[0].job_id)
         raise Ignore()
+
+
+def fail_attempt(task: JobTask, job_id: str, *, token: str, gen: int, worker: str,
+                 exc: BaseException, tb: str) -> int | None:
+    """End a failed attempt: back through the delayed set, or the job fails for good.
+
+    Runs in the pool child for an error the job raised (a soft time limit
+    included), and in the worker's main process for an attempt its hard time
+    limit killed (DESIGN §8.23). Returns the retry delay in ms when retried,
+    else None (failed, or ``token`` no longer owns the job).
+
+    Raises:
+        BackendUnavailable: Redis is unreachable.
+    """
+    names = ("id", "task", "data", "priority", "trace_id", "client_id", "opts",
+             "attempts_made", "max_attempts")
+    record = dict(zip(names, store.fields(task.job_queue, job_id, *names), strict=True))
+    backoff = Backoff.model_validate(json.loads(record["opts"] or "{}").get("backoff", {}))
+    decision = retry.decide(exc, attempt=int(record["attempts_made"] or 0),
+                            max_attempts=int(record["max_attempts"] or 1), backoff=backoff,
+                            dont_retry=task.dont_retry)
+    if decision is None:
+        _record_failure(task, job_id, token=token, worker=worker, exc=exc, tb=tb)
+        return None
+    message = producer.rebuild_message(record, gen=gen + 1)
+    if store.retry(task.job_queue, job_id, token=token, due=store.now_ms() + decision.delay_ms,
+                   message=message, error=(type(exc).__name__, error_text(exc))):
+        return decision.delay_ms
+    return None
+
+
+def error_text(exc: BaseException) -> str:
+    """The error message recorded for ``exc`` (billiard's time-limit errors show only args)."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "the attempt exceeded its soft time limit"
+    if isinstance(exc, TimeLimitExceeded):
+        limit = f" ({exc.args[0]:g} s)" if exc.args and isinstance(exc.args[0], float | int) else ""
+        return f"the attempt exceeded its hard time limit{limit} and was killed"
+    return str(exc) or type(exc).__name__
+
+
+def _record_failure(task: JobTask, job_id: str, *, token: str, worker: str,
+                    exc: BaseException, tb: str) -> None:
+    timed_out = isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded)
+    fields = {
+        "error": error_text(exc), "error_type": type(exc).__name__, "traceback": tb,
+        "failed_reason": "timeout" if timed_out else retry.failure_reason(exc, task.dont_retry),
+    }
+    record = store.finish(task.job_queue, job_id, token=token, state="failed", worker=worker,
+                          fields=fields)
+    if record is not None:
+        job_failed.send(sender=type(task), queue=task.job_queue, job_id=job_id, record=record)
 
 
 def _refused_record(task: JobTask, task_id: str, call: tuple[Any, Any],
@@ -213,13 +280,26 @@ def payload_from_call(args: Any, kwargs: dict[str, Any]) -> Any:
         "pass the payload as one dict (or model) or as keyword arguments", field="data")
 
 
-def _coordinator_options(options: dict[str, Any]) -> dict[str, Any]:
+def _coordinator_options(task: JobTask, options: dict[str, Any]) -> dict[str, Any]:
+    """Celery's ``apply_async`` options as the coordinator's.
+
+    Raises:
+        JobValidationError: naming an option the coordinator cannot honour.
+    """
     out: dict[str, Any] = {}
     for key, value in options.items():
-        if key in _IGNORED_CELERY_OPTIONS or value is None:
+        if value is None:  # Celery's "not given"
+            continue
+        if key in _REFUSED_CELERY_OPTIONS:
+            raise JobValidationError(_REFUSED_CELERY_OPTIONS[key], field=key)
+        if key in _RESTATED_CELERY_OPTIONS:
+            expected = {"exchange": "", "serializer": "json"}.get(key, task.job_queue)
+            if value != expected:
+                raise JobValidationError(
+                    f"must be {_RESTATED_CELERY_OPTIONS[key]} ({expected!r}) if given, "
+                    f"not {value!r}", field=key)
             continue
         if key == "countdown":
             value = int(float(value) * 1000)
         out[_CELERY_OPTION_MAP.get(key, key)] = value
     return out
-

@@ -99,12 +99,14 @@ def inprocess_worker(builtin_queue_types: None) -> Iterator[Callable[..., Any]]:
 class WorkerProcess:
     """A ``celery worker`` subprocess (for tests where the process boundary matters)."""
 
-    def __init__(self, queues: tuple[str, ...], pool: str, concurrency: int,
+    def __init__(self, queues: tuple[str, ...], pool: str, concurrency: int | None,
                  name: str, env: dict[str, str]) -> None:
         self.hostname = f"{name}@%h"
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"jq-{name}-{os.getpid()}.log"
+        # concurrency None: no -c, so the worker sizes its pool as a plain `celery worker`.
+        size = [] if concurrency is None else ["-c", str(concurrency)]
         cmd = [sys.executable, "-m", "celery", "-A", "coordinator_project", "worker",
-               "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency), "-n", self.hostname,
+               "-Q", ",".join(queues), "-P", pool, *size, "-n", self.hostname,
                "--without-gossip", "--without-mingle", "-l", "INFO"]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env},
                                      stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
@@ -149,7 +151,8 @@ def worker_process(django_db_setup: None,
         database_url = worker_database_url()
 
     def start(queues: tuple[str, ...] = ("photo-processing",), *, pool: str = "prefork",
-              concurrency: int = 2, name: str | None = None, env: dict[str, str] | None = None,
+              concurrency: int | None = 2, name: str | None = None,
+              env: dict[str, str] | None = None,
               ready: bool = True) -> WorkerProcess:
         proc = WorkerProcess(queues, pool, concurrency, name or f"w{len(workers)}",
                              {"DATABASE_URL": database_url, **(env or {})})

@@ -139,3 +139,49 @@ class Measure(BaseModel):
 def measure(data: Measure, ctx: JobContext) -> float:
     """A schema with a float and a str field: pydantic alone lets NaN and NUL through."""
     return data.x
+
+
+TIMEOUTS = "timeouts"  # created by the time-limit tests, with a queue-type hard limit
+
+
+def _overrun(data: dict[str, Any], ctx: JobContext) -> int:
+    _count(ctx)
+    time.sleep(data.get("ms", 30000) / 1000)
+    return int(data.get("ms", 30000))
+
+
+@job(TIMEOUTS, "t-overrun", attempts=2, backoff={"type": "fixed", "delay": 50})
+def overrun(data: dict[str, Any], ctx: JobContext) -> int:
+    """Sleeps ``ms`` (default 30 s) under the queue type's time limits."""
+    return _overrun(data, ctx)
+
+
+@job(TIMEOUTS, "t-overrun-short", attempts=1, time_limit_ms=600)
+def overrun_short(data: dict[str, Any], ctx: JobContext) -> int:
+    """Its declaration's hard limit is below the queue type's."""
+    return _overrun(data, ctx)
+
+
+@job(TIMEOUTS, "t-overrun-long", attempts=1, time_limit=8)
+def overrun_long(data: dict[str, Any], ctx: JobContext) -> int:
+    """Its declaration's hard limit (Celery's seconds) is above the queue type's."""
+    return _overrun(data, ctx)
+
+
+@job(TIMEOUTS, "t-soft-caught", attempts=1, soft_time_limit_ms=300)
+def soft_caught(data: dict[str, Any], ctx: JobContext) -> str:
+    """Cleans up when its soft time limit interrupts it."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    try:
+        _overrun(data, ctx)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "ran to the end"
+
+
+@job(TIMEOUTS, "t-soft-fails", attempts=2, backoff={"type": "fixed", "delay": 50},
+     soft_time_limit_ms=300)
+def soft_fails(data: dict[str, Any], ctx: JobContext) -> int:
+    """Lets its soft time limit end the attempt."""
+    return _overrun(data, ctx)

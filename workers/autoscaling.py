@@ -11,9 +11,17 @@ from queues import registry
 from queues.manager import queue_status
 from workers.models import ScalingPolicy
 from workers.presence import list_workers
-from workers.scaling import QueueMetrics, ScalingResult, clamp, recommended_processes, scale_workers
+from workers.scaling import (
+    QueueMetrics,
+    ScalingResult,
+    clamp,
+    recommended_processes,
+    record_target,
+    scale_workers,
+)
 
 ACTOR = "system:autoscaler"
+NO_WORKERS = "no workers: external scaler must add some"
 
 
 @dataclass(frozen=True)
@@ -22,8 +30,9 @@ class AutoscaleDecision:
     current: int
     recommended: int
     target: int
-    outcome: str  # scaled | no_change | cooldown | disabled
+    outcome: str  # scaled | scale_up | no_change | cooldown | disabled
     result: ScalingResult | None = None
+    reason: str = ""
 
 
 def queue_metrics(queue: str) -> QueueMetrics:
@@ -60,12 +69,12 @@ def check_autoscaling(queue: str) -> AutoscaleDecision:
                                  m.current_processes, "disabled")
     wanted = recommended_processes(m, target_ms=policy.target_processing_time_ms,
                                    factor=policy.scaling_factor)
+    if m.current_processes == 0:  # nothing to resize here: ask an external scaler
+        return _ask_external_scaler(queue, wanted, spec)
     target = clamp(wanted, current=m.current_processes, low=spec.min_workers,
                    high=spec.max_workers, up_step=policy.max_scale_up_step,
                    down_step=policy.max_scale_down_step)
-    if target == m.current_processes or m.current_processes == 0:
-        # With no live worker there is nothing to resize here; the exported
-        # scale target tells an external scaler to start one.
+    if target == m.current_processes:
         return AutoscaleDecision(queue, m.current_processes, wanted, target, "no_change")
     now = timezone.now()
     if _in_cooldown(policy, target > m.current_processes, now):
@@ -75,6 +84,23 @@ def check_autoscaling(queue: str) -> AutoscaleDecision:
         ScalingPolicy.objects.filter(pk=policy.pk).update(
             last_scaled_at=now, last_direction="up" if target > m.current_processes else "down")
     return AutoscaleDecision(queue, m.current_processes, wanted, target, "scaled", result)
+
+
+def _ask_external_scaler(queue: str, wanted: int,
+                         spec: registry.QueueTypeSpec) -> AutoscaleDecision:
+    """No live worker: nothing here can be resized, so record the wanted total.
+
+    ``scale_target`` (exported as ``queue_desired_processes``) is what an
+    external scaler (KEDA/HPA) reads to start worker pods: the recommendation
+    within the queue type's min/max. The policy's steps and cooldowns pace
+    resizes of running pools; from zero they would hold it below its minimum.
+    """
+    target = max(spec.min_workers, min(spec.max_workers, wanted))
+    if target <= 0:  # nothing waits and the queue type allows none: ask for zero
+        record_target(queue, 0, actor=ACTOR, reason="no workers and no work")
+        return AutoscaleDecision(queue, 0, wanted, 0, "no_change")
+    record_target(queue, target, actor=ACTOR, reason=NO_WORKERS)
+    return AutoscaleDecision(queue, 0, wanted, target, "scale_up", reason=NO_WORKERS)
 
 
 def check_all() -> list[AutoscaleDecision]:

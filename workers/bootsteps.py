@@ -10,6 +10,10 @@ at its own cadence, for the queues this worker consumes:
 - the stalled-job sweep (locks that expired: worker or host lost);
 - the worker's presence heartbeat (``workers.presence``).
 
+A duty that meets a Redis or database error waits the shortest
+``retry_process_delay_ms`` (seed ``retryProcessDelay``) of the served queue
+types before it tries again.
+
 A thread rather than hub timers: under the solo pool a long job blocks the
 event loop, and the lock heartbeat must keep going.
 """
@@ -20,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +34,7 @@ from celery import Celery, bootsteps
 logger = logging.getLogger("queues.worker")
 PROMOTE_POLL = 0.05  # seconds: keeps delayed-job lateness well under 100 ms
 CONSUMER_SYNC = 1.0  # seconds between re-reads of the durable pause flags
-DEAD_LETTER_FLUSH = 5.0  # seconds between retries of dead letters kept during a DB outage
+DEAD_LETTER_FLUSH = 5.0  # seconds between looks for dead letters kept during a DB outage
 DRAIN_POLL = 0.5  # seconds between checks for running jobs during a warm shutdown
 
 
@@ -80,6 +84,32 @@ def _stalled_interval(queues: tuple[str, ...]) -> float:
         return settings.WORKER_STALLED_INTERVAL / 1000
     known = [specs[q].stalled_interval_ms for q in queues if q in specs]
     return min(known or [settings.WORKER_STALLED_INTERVAL]) / 1000
+
+
+def retry_process_delay(queues: tuple[str, ...], delays_ms: Mapping[str, int] | None,
+                        fallback_ms: int) -> float:
+    """Seconds a duty waits after a Redis or database error before trying again.
+
+    The shortest ``retry_process_delay_ms`` of the served queue types (``delays_ms``
+    by queue name); ``fallback_ms`` (WORKER_RETRY_PROCESS_DELAY) when the registry
+    could not be read (``None``) or serves none of ``queues``.
+    """
+    known = [delays_ms[q] for q in queues if q in delays_ms] if delays_ms is not None else []
+    return min(known or [fallback_ms]) / 1000
+
+
+def _retry_process_delay(queues: tuple[str, ...]) -> float:
+    from django.db import DatabaseError
+
+    from queues import registry
+    from queues.conf import settings
+
+    try:
+        delays: dict[str, int] | None = {
+            name: spec.retry_process_delay_ms for name, spec in registry.all_specs().items()}
+    except DatabaseError:
+        delays = None
+    return retry_process_delay(queues, delays, settings.WORKER_RETRY_PROCESS_DELAY)
 
 
 class CoordinatorStep(bootsteps.StartStopStep):
@@ -198,8 +228,9 @@ class CoordinatorStep(bootsteps.StartStopStep):
             wait = min(d.next_at for d in duties) - time.monotonic()
             self._stop.wait(max(0.0, min(wait, DRAIN_POLL) if self._draining.is_set() else wait))
 
-    @staticmethod
-    def _run_due(duties: list[Duty]) -> None:
+    def _run_due(self, duties: list[Duty]) -> None:
+        from django.db import DatabaseError
+
         from queues.exceptions import BackendUnavailable
 
         now = time.monotonic()
@@ -207,9 +238,9 @@ class CoordinatorStep(bootsteps.StartStopStep):
             if duty.next_at <= now:
                 try:
                     delay = duty.run()
-                except BackendUnavailable as exc:
+                except (BackendUnavailable, DatabaseError) as exc:
                     logger.warning("%s skipped: %s", duty.name, exc)
-                    delay = 1.0
+                    delay = _retry_process_delay(self._queues)
                 duty.next_at = time.monotonic() + delay
 
     @staticmethod
@@ -261,6 +292,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
             flush_pending()
         except DatabaseError as exc:
             logger.info("dead letters still pending, database unavailable: %s", exc)
+            return _retry_process_delay(self._queues)
         return DEAD_LETTER_FLUSH
 
     def _presence(self, worker: Any) -> float:

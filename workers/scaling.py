@@ -5,7 +5,8 @@ through Celery's remote control (``pool_grow``/``pool_shrink``) and checks
 each reply; the per-worker size is stored so a restarted worker comes back
 at it. What running workers cannot host is reported in ``actual_count`` and
 the wanted total is kept in the queue's meta hash (``scale_target``) for an
-external scaler (KEDA/HPA) to add worker pods.
+external scaler (KEDA/HPA) to add worker pods; ``record_target`` only sets that
+total (the autoscaler's answer when no worker is live).
 """
 
 from __future__ import annotations
@@ -78,6 +79,28 @@ def scale_workers(queue: str, target: int, *, actor: str = "system") -> ScalingR
     signals.announce(actor, "scale", target_type="queue", target_id=queue, queue=queue,
                      previous=previous, target=target, actual=actual)
     return ScalingResult(queue, previous, target, actual, action)
+
+
+def record_target(queue: str, target: int, *, actor: str, reason: str) -> bool:
+    """Store the wanted total for an external scaler without resizing anything.
+
+    Audited only when the stored target changes: the autoscaler calls this
+    on every check while no worker runs, and one row per check is noise.
+    Returns whether it changed.
+
+    Raises:
+        BackendUnavailable: Redis is unreachable.
+    """
+    with store.backend():
+        pipe = store.client().pipeline(transaction=True)
+        pipe.hget(keys.meta(queue), "scale_target")
+        pipe.hset(keys.meta(queue), "scale_target", target)
+        previous, _ = pipe.execute()
+    if previous is not None and int(previous) == target:
+        return False
+    signals.announce(actor, "scale", target_type="queue", target_id=queue, queue=queue,
+                     previous=0, target=target, actual=0, reason=reason)
+    return True
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""The three queue types of the design's §5.1, with its values."""
+"""The three queue types of the design's §5.1, with its values.
+
+The seed gives them no priority: ``default_priority`` stays empty (0005 clears
+the 0 this migration wrote while the column was not nullable), so the built-ins
+inherit DEFAULT_JOB_PRIORITY.
+"""
 
 from django.db import migrations
 

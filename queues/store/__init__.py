@@ -77,6 +77,11 @@ def backend() -> Iterator[None]:
         raise BackendUnavailable(f"Redis is unreachable: {exc}") from exc
 
 
+def _bucket(queue: str, now: int) -> str:
+    """The per-minute stats hash of the minute ``now`` falls in (read by ``queues.stats``)."""
+    return f"{keys.stats_bucket_prefix(queue)}{now // 60000}"
+
+
 def _decode(flat: list[bytes]) -> dict[str, str]:
     return {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
 
@@ -156,12 +161,14 @@ def take_rate(client_id: str, count: int, limit: int, *, now: int) -> None:
 
 def claim(queue: str, job_id: str, *, gen: int, token: str, worker: str) -> Claim:
     """Move a waiting job to active for ``token`` (or fail it as expired)."""
+    now = now_ms()
     script_keys = [
         keys.job(queue, job_id), keys.state_index(queue, "waiting"),
         keys.state_index(queue, "active"), keys.state_index(queue, "failed"), keys.stats(queue),
         keys.meta(queue), keys.state_index(queue, "paused"), keys.worker(worker),
+        _bucket(queue, now),
     ]
-    args = [job_id, gen, token, now_ms(), settings.MAX_JOB_AGE]
+    args = [job_id, gen, token, now, settings.MAX_JOB_AGE, STATS_BUCKET_TTL_MS]
     with backend():
         reply = _script("CLAIM")(keys=script_keys, args=args)
     if reply[0] == 1:
@@ -181,8 +188,7 @@ def finish(queue: str, job_id: str, *, token: str, state: str, worker: str,
     script_keys = [
         keys.job(queue, job_id), keys.job_logs(queue, job_id),
         keys.state_index(queue, "active"), keys.state_index(queue, state),
-        keys.stats(queue), f"{keys.stats_bucket_prefix(queue)}{now // 60000}",
-        keys.worker(worker),
+        keys.stats(queue), _bucket(queue, now), keys.worker(worker),
     ]
     argv: list[Any] = [job_id, token, now, state, keys.queue_base(queue), STATS_BUCKET_TTL_MS]
     for field, value in fields.items():
@@ -231,11 +237,14 @@ def promote(queue: str, *, limit: int = 1000) -> tuple[int, int]:
 def recover(queue: str, job_id: str, *, mode: str, token: str, gen: int,
             message: Any) -> tuple[int, dict[str, str] | None]:
     """Return a stalled or orphaned active job to waiting (1), or fail it (2); 0 if not."""
+    now = now_ms()
     script_keys = [
         keys.job(queue, job_id), keys.state_index(queue, "active"),
         keys.state_index(queue, "waiting"), keys.state_index(queue, "failed"), keys.stats(queue),
+        _bucket(queue, now),
     ]
-    args = [job_id, now_ms(), mode, token, gen, message.gen, message.broker_key, message.body]
+    args = [job_id, now, mode, token, gen, message.gen, message.broker_key, message.body,
+            STATS_BUCKET_TTL_MS]
     with backend():
         reply = _script("RECOVER")(keys=script_keys, args=args)
     return int(reply[0]), _decode(reply[1:]) if reply[0] == 2 else None
@@ -376,6 +385,7 @@ def read_job(queue: str, job_id: str) -> tuple[dict[str, str], list[dict[str, An
 # What the SQL database or the broker could not take, held in Redis: in its own module
 # (queues/store/holding.py), which builds on the functions above, so imported last.
 from queues.store.holding import (
+    count_dead_letter,
     keep_pending_dead_letter,
     pending_dead_letter_count,
     pending_dead_letters,

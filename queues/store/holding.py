@@ -53,6 +53,19 @@ def pending_flush_lock(ttl_s: int = 60) -> Iterator[bool]:
                 client().delete(keys.pending_flush_lock())
 
 
+def count_dead_letter(queue: str, job_name: str) -> None:
+    """Count one dead-letter row written, in the queue's stats hash (``jobs_dead_letter_total``).
+
+    Raises:
+        BackendUnavailable: Redis is unreachable.
+    """
+    with backend():
+        pipe = client().pipeline(transaction=False)
+        pipe.hincrby(keys.stats(queue), "dead_lettered", 1)
+        pipe.hincrby(keys.stats(queue), f"dead_lettered|{job_name}", 1)
+        pipe.execute()
+
+
 def quarantine_dead_letter(queue: str, entry: str) -> int:
     """Append one unwritable failure (JSON) to the queue's quarantine; returns its length."""
     with backend():

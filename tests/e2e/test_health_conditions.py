@@ -103,11 +103,12 @@ def test_backlog_behind_a_busy_worker(r: redis.Redis, inprocess_worker: Any) -> 
             assert queue_health(Q).status == "degraded" and rules() == ["backlog"]
             [action] = optimize_queue(Q).recommendations
     assert action.type == "scale_workers"
-    assert action.evidence.startswith("4 jobs waiting; 1 live worker(s), 100% busy; 0.2 jobs/min")
-    # One job finished in the 5-minute window: 0.2 jobs/min from the one busy worker.
+    assert action.evidence.startswith("4 jobs waiting; 1 live worker(s), 100% busy; 1.0 jobs/min")
+    # One job finished on a queue less than a minute old: the 5-minute window covers one
+    # minute, so 1.0 jobs/min from the one busy worker.
     assert action.expected_impact == (
-        "about 0.2 more jobs/min per added worker (the measured rate per live worker); "
-        "at today's rate the backlog clears in 20 min")
+        "about 1.0 more jobs/min per added worker (the measured rate per live worker); "
+        "at today's rate the backlog clears in 4 min")
 
 
 def test_bottlenecks_use_the_workers_heartbeats(r: redis.Redis, inprocess_worker: Any) -> None:
@@ -126,7 +127,8 @@ def test_bottlenecks_use_the_workers_heartbeats(r: redis.Redis, inprocess_worker
     assert (analysis.workers, analysis.queue_depth, analysis.window_minutes) == (1, 0, 5)
     assert analysis.memory_rss_bytes == int(beat["rss_bytes"]) > 10_000_000
     assert analysis.cpu_usage == float(beat["cpu_percent"])
-    assert analysis.throughput == 3 / 5 and analysis.avg_processing_time >= 60
+    # Three jobs within the first minute of the queue's life: 3 per minute covered.
+    assert analysis.throughput == 3.0 and analysis.avg_processing_time >= 60
     assert analysis.memory_usage is None, "no WORKER_MEMORY_LIMIT: memory is not judged"
     with override_settings(COORDINATOR_WORKER_MEMORY_LIMIT=int(beat["rss_bytes"]),
                            COORDINATOR_OPTIMIZER_MAX_PROCESSING_TIME=50):

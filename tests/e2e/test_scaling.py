@@ -28,7 +28,9 @@ def _pool(r: redis.Redis, hostname: str) -> int:
 
 def test_workers_report_presence_and_stale_ones_are_marked(
         r: redis.Redis, builtin_queue_types: None, worker_process: Any) -> None:
-    worker_process((Q, "maintenance"), concurrency=2, name="alpha", env=FAST)
+    import psutil
+
+    alpha = worker_process((Q, "maintenance"), concurrency=2, name="alpha", env=FAST)
     wait_for(lambda: presence.list_workers(Q))
     [w] = presence.list_workers(Q)
     assert (w.status, w.concurrency, w.pool, set(w.queue_names)) == (
@@ -36,8 +38,14 @@ def test_workers_report_presence_and_stale_ones_are_marked(
     enqueue_many(Q, "t-sleep", [{}] * 3)
     wait_for(lambda: presence.worker_status(w.id).processed_jobs == 3)
     assert presence.list_workers("batch-processing") == []
+    # A worker that dies without deregistering leaves its record; once nothing
+    # can heartbeat over it, a silent record must read as stale.
+    for proc in [*psutil.Process(alpha.pid).children(recursive=True), psutil.Process(alpha.pid)]:
+        proc.kill()
+    alpha.proc.wait()
     r.hset(keys.worker(w.id), "last_heartbeat", 1)  # as if silent since 1970
-    assert presence.worker_status(w.id).status in {"stale", "active"}
+    assert presence.worker_status(w.id).status == "stale"
+    assert [x.status for x in presence.list_workers(Q)] == ["stale"]
     with pytest.raises(WorkerNotFound):
         presence.worker_status("nobody@nowhere")
 
@@ -119,3 +127,28 @@ def test_the_wanted_total_is_exported_for_an_external_scaler(
     text = Client().get("/metrics").content.decode()
     assert f'queue_desired_processes{{queue="{Q}"}} 6.0' in text
     assert 'queue_desired_processes{queue="maintenance"} -1.0' in text
+
+
+def test_with_no_live_worker_the_autoscaler_asks_an_external_scaler_for_processes(
+        r: redis.Redis, builtin_queue_types: None) -> None:
+    from django.test import Client
+
+    ScalingPolicy.objects.create(queue_type=QueueType.objects.get(name=Q),
+                                 target_processing_time_ms=60000, max_scale_up_step=1)
+    presence.heartbeat(presence.Heartbeat("gone@host", 1, (Q,), 4, 1, 0, 0, 0.0))
+    r.hset(keys.worker("gone@host"), "last_heartbeat", 1)  # silent since 1970: stale
+    assert [w.status for w in presence.list_workers(Q)] == ["stale"]
+    assert autoscaling.check_autoscaling(Q).target == 2, "no backlog: the type's minimum"
+    enqueue_many(Q, "t-sleep", [{}] * 5)
+    decision = autoscaling.check_autoscaling(Q)
+    # 5 waiting at one job/min/process within 60 s, x1.2 = 6; steps do not hold it at 1.
+    assert (decision.outcome, decision.current, decision.target, decision.reason) == (
+        "scale_up", 0, 6, "no workers: external scaler must add some")
+    assert r.hget(keys.meta(Q), "scale_target") == b"6"
+    text = Client().get("/metrics").content.decode()
+    assert f'queue_desired_processes{{queue="{Q}"}} 6.0' in text
+    assert autoscaling.check_autoscaling(Q).outcome == "scale_up"
+    events = AuditEvent.objects.filter(action="scale").order_by("pk")
+    assert [(e.actor, e.details["target"]) for e in events] == [
+        ("system:autoscaler", 2), ("system:autoscaler", 6)], "audited when the target changes"
+    assert events[1].details["reason"] == decision.reason

@@ -72,7 +72,7 @@ def test_management_verbs(r: redis.Redis) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (("pause", "nope"), "Queue type 'nope' is not registered"),
-    (("create", "x", "--config", "{oops"), "--config is not JSON"),
+    (("create", "x", "--config", "{oops"), "--config is not strict JSON"),
     (("pause-worker", "nobody@host"), "Worker 'nobody@host' not found"),
     (("scale", "nope", "2"), "Queue type 'nope' is not registered"),
     (("recurring", "add", "photo-processing", "t-echo", "99 * * * *", '{"value": 1}'),

@@ -28,7 +28,7 @@ def test_builtin_types_exist_with_the_seeds_values() -> None:
     batch = registry.get("batch-processing")
     assert (batch.default_options.attempts, batch.stalled_interval_ms) == (2, 60000)
     maint = registry.get("maintenance")
-    assert maint.default_options.backoff["type"] == "fixed"
+    assert (maint.default_options.backoff or {})["type"] == "fixed"
     assert maint.job_types == ("cleanup-orphans", "consistency-check", "metrics-aggregation")
     with pytest.raises(QueueTypeNotFound):
         registry.get("nope")
@@ -36,8 +36,19 @@ def test_builtin_types_exist_with_the_seeds_values() -> None:
 
 def test_saving_a_queue_type_refreshes_the_snapshot() -> None:
     registry.get("photo-processing")
-    QueueType.objects.create(name="reports", display_name="Reports")
-    assert registry.get("reports").default_options.attempts == 3
+    QueueType.objects.create(name="reports", display_name="Reports", default_attempts=4)
+    reports = registry.get("reports")
+    assert reports.default_options.attempts == 4
+    # Created without values, a queue type leaves them to the globals (DEFAULT_JOB_*).
+    assert (reports.default_options.priority, reports.concurrency) == (None, None)
+    assert "delay" not in (reports.default_options.backoff or {})
+
+
+def test_builtin_types_inherit_the_global_priority_the_seed_does_not_set() -> None:
+    assert {registry.get(name).default_options.priority for name in registry.BUILTIN_QUEUE_TYPES
+            } == {None}
+    assert [registry.get(name).retry_process_delay_ms for name in (
+        "photo-processing", "batch-processing", "maintenance")] == [5000, 10000, 30000]
 
 
 @pytest.fixture
@@ -71,6 +82,18 @@ def test_admin_creates_a_valid_queue_type(admin_client: Client) -> None:
     response = admin_client.post(ADD_URL, _form())
     assert response.status_code == 302, response.content[:2000]
     assert registry.get("thumbnails").max_workers == 3
+
+
+def test_admin_leaves_empty_job_options_to_the_globals(admin_client: Client) -> None:
+    empty = dict.fromkeys(("default_attempts", "backoff_delay_ms", "default_priority",
+                           "concurrency"), "")
+    response = admin_client.post(ADD_URL, _form(**empty))
+    assert response.status_code == 302, response.content[:2000]
+    row = QueueType.objects.get(name="thumbnails")
+    assert (row.default_attempts, row.backoff_delay_ms, row.default_priority,
+            row.concurrency) == (None, None, None, None)
+    listing = admin_client.get("/admin/queues/queuetype/").content.decode()
+    assert "(global default)" in listing
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -109,3 +132,42 @@ def test_admin_destroy_action_goes_through_destroy_queue(admin_client: Client) -
     assert set(QueueType.objects.values_list("name", flat=True)) == {
         "photo-processing", "batch-processing"}
     assert AuditEvent.objects.filter(action="destroy_queue", target_id="maintenance").exists()
+
+
+# --- job_types: the job names a queue type accepts ----------------------------------------
+
+def test_a_listed_queue_type_refuses_other_declared_jobs_and_records_nothing(
+        client: Client) -> None:
+    from queues import manager
+    from queues.exceptions import UnknownJobType
+    from queues.jobs import enqueue
+    from tests import precedence_jobs as pj
+    from tests.conftest import bearer
+
+    manager.create_queue(pj.OWN, {"job_types": ["plain"]})
+    with pytest.raises(UnknownJobType, match=r"accepts only the job types \['plain'\]"):
+        enqueue(pj.OWN, "declared", {})
+    with pytest.raises(UnknownJobType):
+        pj.declared.delay()
+    response = client.post(f"/queues/{pj.OWN}/jobs", {"name": "declared", "data": {}},
+                           content_type="application/json", headers=bearer("queues:enqueue"))
+    assert response.status_code == 422 and "plain" in response.content.decode()
+    assert sum(manager.store_counts(pj.OWN).values()) == 0
+    assert enqueue(pj.OWN, "plain", {}).created
+
+
+def test_an_empty_list_accepts_every_declared_job() -> None:
+    from queues import manager
+    from queues.jobs import enqueue
+    from tests import precedence_jobs as pj
+
+    manager.create_queue(pj.OWN)
+    assert [enqueue(pj.OWN, name, {}).created for name in ("plain", "declared")] == [True, True]
+
+
+def test_builtin_types_accept_every_job_declared_on_them() -> None:
+    from queues.jobs import enqueue
+
+    assert "clean-queue" not in registry.get("maintenance").job_types
+    assert enqueue("maintenance", "clean-queue", {}).created
+    assert enqueue("photo-processing", "t-echo", {"value": 1}).created

@@ -6,11 +6,13 @@ import json
 from argparse import _SubParsersAction
 from typing import Any
 
-from queues import manager, payload, scheduling
+from django.core.management.base import CommandParser
+
+from queues import jobs, manager, payload, scheduling
 from workers import presence, scaling
 
 
-def add_management_verbs(verbs: _SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_management_verbs(verbs: _SubParsersAction[CommandParser]) -> None:
     for name, help_text in (("status", "counts, paused flag, workers and rates of a queue"),
                             ("pause", "pause a queue on every worker"),
                             ("resume", "resume a queue and release its parked jobs")):
@@ -21,6 +23,14 @@ def add_management_verbs(verbs: _SubParsersAction) -> None:  # type: ignore[type
     destroy = verbs.add_parser("destroy", help="remove a queue type and its Redis keys")
     destroy.add_argument("queue")
     destroy.add_argument("--force", action="store_true", help="even with jobs left")
+    cancel = verbs.add_parser("cancel", help="cancel a job (a running one is only flagged)")
+    cancel.add_argument("queue")
+    cancel.add_argument("job")
+    priority = verbs.add_parser("priority",
+                                help="give a waiting or delayed job a priority (0 runs first)")
+    priority.add_argument("queue")
+    priority.add_argument("job")
+    priority.add_argument("priority", type=int, help="0-9")
     verbs.add_parser("workers", help="list workers").add_argument("queue", nargs="?")
     for name in ("pause-worker", "resume-worker"):
         verbs.add_parser(name, help=f"{name.split('-')[0]} one worker").add_argument("worker")
@@ -76,6 +86,18 @@ def do_create(self: Any, *, queue: str, config: str, actor: str, **_: Any) -> No
 def do_destroy(self: Any, *, queue: str, force: bool, actor: str, **_: Any) -> None:
     deleted = manager.destroy_queue(queue, force=force, actor=actor)
     self.stdout.write(f"destroyed {queue} ({deleted} Redis keys removed)")
+
+
+def do_cancel(self: Any, *, queue: str, job: str, actor: str, **_: Any) -> None:
+    outcome = jobs.cancel_job(queue, job, actor=actor)
+    self.stdout.write(f"{queue}/{job}: cancelled" if outcome == "cancelled" else
+                      f"{queue}/{job}: running; cancellation requested (its code must stop)")
+
+
+def do_priority(self: Any, *, queue: str, job: str, priority: int, actor: str,
+                **_: Any) -> None:
+    jobs.change_priority(queue, job, priority, actor=actor)
+    self.stdout.write(f"{queue}/{job}: priority {priority}")
 
 
 def do_workers(self: Any, *, queue: str | None, **_: Any) -> None:

@@ -21,10 +21,12 @@ from queues import registry, store
 from queues.exceptions import CoordinatorError
 from workers.management.verbs import (
     add_management_verbs,
+    do_cancel,
     do_create,
     do_destroy,
     do_pause,
     do_pause_worker,
+    do_priority,
     do_recurring,
     do_resume,
     do_resume_worker,
@@ -52,7 +54,7 @@ def parse_duration(text: str) -> timedelta:
 
 class Command(BaseCommand):
     help = ("Job queue operations: failed, requeue, purge, dead-letter stats, quarantine, "
-            "schedule-maintenance, and the queue and worker verbs.")
+            "schedule-maintenance, and the queue, job and worker verbs.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(dest="verb", required=True, metavar="verb")
@@ -168,6 +170,8 @@ class Command(BaseCommand):
     do_resume_worker = do_resume_worker
     do_scale = do_scale
     do_recurring = do_recurring
+    do_cancel = do_cancel
+    do_priority = do_priority
 
     def do_schedule_maintenance(self, **_: Any) -> None:
         created = retention.ensure_schedules()
