@@ -186,7 +186,7 @@ def enqueue_delayed(count: int, max_delay_s: float) -> float:
 def read_starts(r: redis.Redis) -> list[tuple[float, float]]:
     from bench.delay_jobs import STARTS_KEY
 
-    return [tuple(json.loads(item)) for item in r.lrange(STARTS_KEY, 0, -1)]  # type: ignore[misc]
+    return [tuple(json.loads(item)) for item in r.lrange(STARTS_KEY, 0, -1)]
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -27,8 +27,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``bench`` and the project importable
@@ -94,12 +98,13 @@ def fill_indexes(r: redis.Redis, queue: str, jobs: int) -> dict[str, int]:
     return counts
 
 
-def stats_fields(counts: dict[str, int], rng: random.Random) -> dict[str, int]:
+def stats_fields(counts: dict[str, int], rng: random.Random) -> dict[FieldT, EncodableT]:
     """The stats hash the transition scripts would have written for these jobs."""
     per_type = len(JOB_TYPES)
     total = sum(counts.values())
-    fields: dict[str, int] = {"scheduled": total, "completed": counts["completed"],
-                              "failed": counts["failed"], "scaling_events": rng.randint(0, 40)}
+    fields: dict[FieldT, EncodableT] = {
+        "scheduled": total, "completed": counts["completed"], "failed": counts["failed"],
+        "scaling_events": rng.randint(0, 40)}
     for job in JOB_TYPES:
         finished = (counts["completed"] + counts["failed"]) // per_type
         fields |= {f"scheduled|{job}": total // per_type,

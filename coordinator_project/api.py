@@ -29,7 +29,8 @@ from workers.api import router as workers_router
 
 logger = logging.getLogger("coordinator_project.api")
 
-STATUS = [  # most specific first
+_Kinds = type[exc.CoordinatorError] | tuple[type[exc.CoordinatorError], ...]
+STATUS: list[tuple[_Kinds, int]] = [  # most specific first
     (exc.PayloadTooLarge, 413),
     (exc.JobValidationError, 422),
     (exc.ConfigurationError, 422),

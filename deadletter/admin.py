@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -23,10 +23,13 @@ from deadletter import services
 from deadletter.models import AuditEvent, DeadLetter
 from queues.exceptions import CoordinatorError
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 PREVIEW = 20
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -38,7 +41,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 def _confirm(admin_obj: DeadLetterAdmin, request: HttpRequest, queryset: QuerySet[DeadLetter],
-             *, action: str, question: str, with_reason: bool = False) -> TemplateResponse:
+             *, action: str, question: StrOrPromise, with_reason: bool = False) -> TemplateResponse:
     rows = list(queryset)
     return TemplateResponse(request, "admin/coordinator/confirm_action.html", {
         **admin_obj.admin_site.each_context(request), "opts": admin_obj.model._meta,
@@ -105,7 +108,8 @@ class DeadLetterAdmin(ReadOnlyAdmin):
         return request.user.has_perm("deadletter.purge_deadletter")
 
     def _per_row(self, request: HttpRequest, queryset: QuerySet[DeadLetter], *, action: str,
-                 question: str, service: Callable[..., Any], verb: str) -> HttpResponse | None:
+                 question: StrOrPromise, service: Callable[..., Any],
+                 verb: str) -> HttpResponse | None:
         """Confirm first; then call ``service`` for each row with the actor and reason."""
         if request.POST.get("post") != "yes":
             return _confirm(self, request, queryset, action=action, with_reason=True,

@@ -219,10 +219,10 @@ def write(item: dict[str, Any]) -> DeadLetter:
     except IntegrityError:
         # A concurrent writer stored the same failure first, or the row itself is refused
         # (SQLite's JSON check on the payload): only the first has a row to return.
-        row = DeadLetter.objects.filter(failure_key=key).first()
-        if row is None:
+        first = DeadLetter.objects.filter(failure_key=key).first()
+        if first is None:
             raise
-        return row
+        return first
     if created:
         _count_written(queue, row.job_name)
         check_failure_patterns(queue, row.job_name, row.error_type)

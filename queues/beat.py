@@ -44,7 +44,7 @@ def nominal_tick(sched: Any, now: datetime) -> datetime:
     return now.replace(microsecond=0)
 
 
-class CoordinatorScheduler(DatabaseScheduler):  # type: ignore[misc]
+class CoordinatorScheduler(DatabaseScheduler):
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True,
                     **kwargs: Any) -> Any:
         task = self.app.tasks.get(entry.task)

@@ -267,10 +267,10 @@ def _worker_rows(name: str) -> list[list[bytes | None]]:
     live_since = store.now_ms() - manager.LIVE_HEARTBEATS * settings.WORKER_HEARTBEAT_INTERVAL
     cli = store.client()
     with store.backend():
-        hosts = cli.zrangebyscore(keys.queue_workers(name), live_since, "+inf")
+        hosts = store.members(cli.zrangebyscore(keys.queue_workers(name), live_since, "+inf"))
         pipe = cli.pipeline(transaction=False)
         for host in hosts:
-            pipe.hmget(keys.worker(host.decode()), "rss_bytes", "cpu_percent", "active_jobs",
+            pipe.hmget(keys.worker(host), "rss_bytes", "cpu_percent", "active_jobs",
                        "concurrency")
         rows: list[list[bytes | None]] = pipe.execute()
     return [row for row in rows if row[0] is not None]  # hashes can expire between reads

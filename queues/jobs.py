@@ -100,7 +100,7 @@ def job(
             parsed = options.parse(defaults, where=f"@job {job_name}")
         except JobValidationError as exc:
             raise ConfigurationError(str(exc)) from None
-        return shared_task(  # type: ignore[no-any-return]
+        return shared_task(
             base=JobTask, name=task_name(queue, job_name), job_queue=queue,
             job_name=job_name, schema=schema, job_defaults=parsed,
             dont_retry=tuple(dont_retry), **celery_opts,
@@ -275,14 +275,14 @@ def scheduled_jobs(queue: str, limit: int = 100) -> list[ScheduledJob]:
     """
     registry.get(queue)
     with store.backend():
-        due = store.client().zrange(keys.state_index(queue, "delayed"), 0, limit - 1,
-                                    withscores=True)
+        due = store.scored(store.client().zrange(keys.state_index(queue, "delayed"), 0,
+                                                 limit - 1, withscores=True))
         pipe = store.client().pipeline(transaction=False)
         for job_id, _score in due:
-            pipe.hmget(keys.job(queue, job_id.decode()), "name", "priority", "attempts_made")
+            pipe.hmget(keys.job(queue, job_id), "name", "priority", "attempts_made")
         rows = pipe.execute()
     return [
-        ScheduledJob(job_id.decode(), row[0].decode(), datetime.fromtimestamp(score / 1000, UTC),
+        ScheduledJob(job_id, row[0].decode(), datetime.fromtimestamp(score / 1000, UTC),
                      int(row[1]), int(row[2]))
         for (job_id, score), row in zip(due, rows, strict=True) if row[0] is not None
     ]

@@ -50,12 +50,12 @@ def _fix_entry(cli: redis.Redis, queue: str, state: str, job_id: str) -> str:
         try:
             pipe.watch(job_key, index)
             actual = pipe.hget(job_key, "state")
-            if actual is not None and actual.decode() == state:
+            if actual is not None and store.text(actual) == state:
                 return "ok"
             pipe.multi()
             pipe.zrem(index, job_id)
-            if actual is not None and actual.decode() in _INDEXED:
-                pipe.zadd(keys.state_index(queue, actual.decode()), {job_id: store.now_ms()},
+            if actual is not None and store.text(actual) in _INDEXED:
+                pipe.zadd(keys.state_index(queue, store.text(actual)), {job_id: store.now_ms()},
                           nx=True)
             pipe.execute()
         except redis.WatchError:
@@ -87,10 +87,11 @@ def _index_strays(cli: redis.Redis, queue: str) -> int:
             continue
         job_id = key[len(prefix):]
         state = cli.hget(key, "state")
-        if state and state.decode() in _INDEXED and cli.zscore(
-                keys.state_index(queue, state.decode()), job_id) is None:
-            fixed += cli.zadd(keys.state_index(queue, state.decode()),
-                              {job_id: store.now_ms()}, nx=True)
+        if state and store.text(state) in _INDEXED and cli.zscore(
+                keys.state_index(queue, store.text(state)), job_id) is None:
+            # ZADD without INCR answers how many it added, never a score or nil.
+            fixed += int(cli.zadd(keys.state_index(queue, store.text(state)),
+                                  {job_id: store.now_ms()}, nx=True) or 0)
     return fixed
 
 
@@ -115,7 +116,7 @@ def cleanup_orphans() -> dict[str, int]:
                                                       stale_before)
         counts["workers"] += cli.zremrangebyscore(keys.workers(), "-inf", stale_before)
         for host in cli.hkeys(keys.worker_targets()):
-            if not cli.exists(keys.worker(host.decode())):
+            if not cli.exists(keys.worker(store.text(host))):
                 counts["targets"] += cli.hdel(keys.worker_targets(), host)
     return counts
 

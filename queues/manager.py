@@ -66,7 +66,7 @@ def totals(name: str) -> dict[str, int]:
     """All-time counters of a queue: scheduled, completed, failed."""
     with store.backend():
         raw = store.client().hgetall(keys.stats(name))
-    counters = {k.decode(): int(v) for k, v in raw.items()}
+    counters = {store.text(k): int(v) for k, v in raw.items()}
     return {key: counters.get(key, 0) for key in ("scheduled", "completed", "failed")}
 
 
@@ -138,8 +138,7 @@ def resume_queue(name: str, *, actor: str = "system") -> int:
 def _parked_batch(name: str, size: int = 500) -> list[tuple[str, int, Any]]:
     """The oldest parked jobs, each with a fresh message, newest first (see RELEASE)."""
     with store.backend():
-        ids = [i.decode() for i in store.client().zrange(
-            keys.state_index(name, "paused"), 0, size - 1)]
+        ids = store.members(store.client().zrange(keys.state_index(name, "paused"), 0, size - 1))
     batch = []
     for job_id in ids:
         found = store.read_job(name, job_id)

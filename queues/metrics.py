@@ -113,7 +113,7 @@ def read_queues() -> list[QueueReading]:
     cli = store.client()
     live_since = store.now_ms() - LIVE_HEARTBEATS * settings.WORKER_HEARTBEAT_INTERVAL
     with store.backend():
-        known = {name.decode() for name in cli.smembers(keys.known_queues())}
+        known = {store.text(name) for name in cli.smembers(keys.known_queues())}
         names = sorted(known | set(specs))
         pipe = cli.pipeline(transaction=False)
         for name in names:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 QUEUE_NAME_RE = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 BACKOFF_TYPES = [("fixed", "fixed"), ("exponential", "exponential")]
@@ -112,7 +115,7 @@ class QueueType(models.Model):
         return self.name
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, StrOrPromise] = {}
         if self.min_workers > self.max_workers:
             errors["min_workers"] = _("Minimum workers cannot exceed maximum workers.")
         if self.default_priority is not None and self.default_priority > 9:

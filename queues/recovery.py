@@ -88,7 +88,7 @@ def hand_over(queue: str, job_id: str, *, gen: int) -> bool:
     values = store.fields(queue, job_id, *_RECORD_FIELDS)
     if values[0] is None or values[-1] != str(gen):
         return False
-    record = dict(zip(_RECORD_FIELDS, values, strict=True))
+    record = {k: v for k, v in zip(_RECORD_FIELDS, values, strict=True) if v is not None}
     return store.republish(queue, job_id, gen=gen,
                            message=producer.rebuild_message(record, gen=gen + 1))
 

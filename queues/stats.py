@@ -110,7 +110,7 @@ class RetryStatistics:
 def retry_statistics(queue: str) -> RetryStatistics:
     """Retry figures of ``queue`` since its counters began."""
     with store.backend():
-        raw = {k.decode(): int(v) for k, v in store.client().hgetall(keys.stats(queue)).items()}
+        raw = {store.text(k): int(v) for k, v in store.client().hgetall(keys.stats(queue)).items()}
 
     def prefixed(prefix: str) -> dict[str, int]:
         return {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}

@@ -15,7 +15,7 @@ import json
 import logging
 import traceback
 import uuid
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import pydantic
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -49,7 +49,7 @@ _REFUSED_CELERY_OPTIONS = {
 }
 
 
-class JobTask(Task):  # type: ignore[misc]
+class JobTask(Task):
     """Base class of the tasks that ``queues.jobs.job`` creates."""
 
     job_queue: str = ""
@@ -177,7 +177,7 @@ class JobTask(Task):  # type: ignore[misc]
     def _as_input(self, payload: Any) -> Any:
         return self.schema.model_validate(payload) if self.schema is not None else payload
 
-    def _adopt(self, task_id: str, args: Any, kwargs: Any) -> None:
+    def _adopt(self, task_id: str, args: Any, kwargs: Any) -> NoReturn:
         """A message sent without the coordinator (``send_task``): record it as a job.
 
         Its payload and id obey the same rules as ``.delay()``; a message that
@@ -219,7 +219,8 @@ def fail_attempt(task: JobTask, job_id: str, *, token: str, gen: int, worker: st
     if decision is None:
         _record_failure(task, job_id, token=token, worker=worker, exc=exc, tb=tb)
         return None
-    message = producer.rebuild_message(record, gen=gen + 1)
+    # The job is active, so its record holds every field the enqueue script wrote.
+    message = producer.rebuild_message(cast("dict[str, str]", record), gen=gen + 1)
     if store.retry(task.job_queue, job_id, token=token, due=store.now_ms() + decision.delay_ms,
                    message=message, error=(type(exc).__name__, error_text(exc))):
         return decision.delay_ms

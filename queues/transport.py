@@ -87,7 +87,7 @@ def _envelope_problem(payload: dict[str, Any], accept: set[str]) -> str:
     return ""
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(kombu_redis.Channel):
     @cached_property
     def _accept(self) -> set[str]:
         from django.conf import settings as django_settings
@@ -133,10 +133,12 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             self._deliver_checked(item, queue)
             return True
         finally:
-            self._in_poll = None
+            # kombu's class default is False, but it holds the polled connection or None.
+            self._in_poll = None  # type: ignore[assignment]
             self._flush_brpop_reauth()
 
-    def _get(self, queue: str) -> dict[str, Any]:
+    # kombu's Redis channel drops the base class's timeout argument too.
+    def _get(self, queue: str) -> dict[str, Any]:  # type: ignore[override]
         # The synchronous path (basic_get, drain without an event loop), checked too.
         with self.conn_or_acquire() as client:
             for pri in self.priority_steps:
@@ -170,9 +172,10 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             self.qos.ack(tag)
 
     def _quarantine(self, queue: str, item: bytes, reason: str) -> None:
-        entry = {"queue": queue, "reason": reason, "received_at": store.now_ms(),
-                 "size": len(item), "truncated": len(item) > KEPT_BYTES,
-                 "raw": item[:KEPT_BYTES].decode("utf-8", errors="backslashreplace")}
+        entry: dict[str, Any] = {
+            "queue": queue, "reason": reason, "received_at": store.now_ms(),
+            "size": len(item), "truncated": len(item) > KEPT_BYTES,
+            "raw": item[:KEPT_BYTES].decode("utf-8", errors="backslashreplace")}
         try:
             held = store.quarantine_message(queue, json.dumps(entry))
         except BackendUnavailable as exc:
@@ -183,5 +186,5 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                      queue, held, reason)
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     Channel = Channel

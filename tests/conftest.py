@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,33 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+# redis-py types sync replies as ``bytes | str``; the test clients never set
+# decode_responses, so they are bytes. These helpers keep that knowledge in one place.
+def text(raw: bytes | str) -> str:
+    """One Redis reply (a key, member or field value) as ``str``."""
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def as_int(raw: bytes | str | None) -> int:
+    """A Redis counter reply as ``int``; a missing key fails the test rather than counting 0."""
+    assert raw is not None, "no such key or field"
+    return int(raw)
+
+
+def texts(reply: Iterable[object]) -> list[str]:
+    """The members of a list reply (LRANGE, ZRANGE without scores) as ``str``."""
+    members = []
+    for member in reply:
+        assert isinstance(member, bytes | str), f"not a plain member: {member!r}"
+        members.append(text(member))
+    return members
+
+
+def text_map(reply: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    """An HGETALL reply as ``str`` fields and values."""
+    return {text(field): text(value) for field, value in reply.items()}
 
 
 @pytest.fixture
@@ -174,4 +201,4 @@ def bearer(*scopes: str, sub: str = "test-client") -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-__all__ = ["bearer", "store", "wait_for"]
+__all__ = ["as_int", "bearer", "store", "text", "text_map", "texts", "wait_for"]

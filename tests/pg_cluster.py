@@ -24,7 +24,7 @@ from tests.redis_plugin import free_port
 
 def _bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or (
-        [shutil.which(name)] if shutil.which(name) else [])
+        [path] if (path := shutil.which(name)) else [])
     if not found:
         sys.exit(f"{name} not found: install PostgreSQL (Debian: apt-get install postgresql) "
                  "to run the PostgreSQL part of the suite")

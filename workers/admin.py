@@ -12,7 +12,7 @@ from workers.models import ScalingPolicy
 
 
 @admin.register(ScalingPolicy)
-class ScalingPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ScalingPolicyAdmin(admin.ModelAdmin):
     list_display = ("queue_type", "enabled", "target_processing_time_ms", "scaling_factor",
                     "max_scale_up_step", "max_scale_down_step", "last_scaled_at")
     readonly_fields = ("last_scaled_at", "last_direction")

@@ -7,13 +7,17 @@ The bootstep in ``workers.bootsteps`` calls ``heartbeat`` every
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from queues import keys, signals, store
 from queues.conf import settings
 from queues.exceptions import WorkerNotFound
+
+if TYPE_CHECKING:
+    from redis.typing import EncodableT, FieldT
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ def heartbeat(beat: Heartbeat) -> None:
     """Write the worker's hash and its presence in each of its queues."""
     now = store.now_ms()
     key = keys.worker(beat.hostname)
-    fields: dict[str, Any] = {
+    fields: dict[FieldT, EncodableT] = {
         "hostname": beat.hostname, "pid": beat.pid, "queues": json.dumps(beat.queues),
         "concurrency": beat.concurrency, "started_at": beat.started_at,
         "last_heartbeat": now, "active_jobs": beat.active_jobs, "rss_bytes": beat.rss_bytes,
@@ -103,8 +107,8 @@ class WorkerStatus:
     cpu_percent: float
 
 
-def _status(raw: dict[bytes, bytes], now: int) -> WorkerStatus:
-    f = {k.decode(): v.decode() for k, v in raw.items()}
+def _status(raw: Mapping[bytes | str, bytes | str], now: int) -> WorkerStatus:
+    f = store.text_hash(raw)
     last = int(f["last_heartbeat"])
     state = ("stale" if now - last > settings.WORKER_STALE_AFTER
              else "paused" if f.get("paused") == "1" else "active")
@@ -122,7 +126,7 @@ def list_workers(queue: str | None = None) -> list[WorkerStatus]:
     """Every worker that reported (stale ones included until their record expires)."""
     cli = store.client()
     with store.backend():
-        names = [n.decode() for n in cli.zrange(keys.workers(), 0, -1)]
+        names = store.members(cli.zrange(keys.workers(), 0, -1))
         pipe = cli.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(keys.worker(name))

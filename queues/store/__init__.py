@@ -23,6 +23,7 @@ from redis.retry import Retry
 from queues import keys, scripts
 from queues.conf import settings
 from queues.exceptions import BackendUnavailable
+from queues.store.replies import members, scored, text, text_hash
 
 STATS_BUCKET_TTL_MS = 2 * 3600 * 1000  # per-minute stats live two hours
 
@@ -267,7 +268,7 @@ def stale_reservations(older_than_s: float, *, limit: int = 200) -> list[dict[st
     with backend():
         tags = cli.zrangebyscore(keys.KOMBU_UNACKED_INDEX, "-inf", time.time() - older_than_s,
                                  start=0, num=limit)
-        raw = cli.hmget(keys.KOMBU_UNACKED, tags) if tags else []
+        raw = cli.hmget(keys.KOMBU_UNACKED, members(tags)) if tags else []
     found = []
     for item in raw:
         if item is None:
@@ -297,7 +298,7 @@ def drop_reservations(queue: str, job_id: str, *, up_to_gen: int) -> int:
     return len(stale)
 
 
-def _reserves(item: bytes, queue: str, job_id: str, up_to_gen: int) -> bool:
+def _reserves(item: bytes | str, queue: str, job_id: str, up_to_gen: int) -> bool:
     try:
         message, _exchange, routing_key = json.loads(item)
         headers = message.get("headers") or {}
@@ -312,7 +313,7 @@ def stalled_candidates(queue: str, *, limit: int = 100) -> list[str]:
     with backend():
         ids = client().zrangebyscore(keys.state_index(queue, "active"), "-inf", now_ms(),
                                      start=0, num=limit)
-    return [job_id.decode() for job_id in ids]
+    return members(ids)
 
 
 def extend_locks(queue: str, owned: Sequence[tuple[str, str]]) -> int:
@@ -344,7 +345,7 @@ def fields(queue: str, job_id: str, *names: str) -> list[str | None]:
     """Selected fields of a job record (None where absent)."""
     with backend():
         values = client().hmget(keys.job(queue, job_id), names)
-    return [v.decode() if v is not None else None for v in values]
+    return [text(v) if v is not None else None for v in values]
 
 
 def clean(queue: str, state: str, *, older_than_ms: int, limit: int = 1000) -> int:

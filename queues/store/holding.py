@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator
 
 from queues import keys
-from queues.store import backend, client
+from queues.store import backend, client, text
 
 # --- Dead letters on their way to SQL ---------------------------------------------
 # Terminal failures wait in one list while the database is unreachable, and go to
@@ -26,7 +26,7 @@ def keep_pending_dead_letter(item: str) -> None:
 def pending_dead_letters(limit: int) -> list[str]:
     """The oldest ``limit`` pending failures, oldest first (they stay until trimmed)."""
     with backend():
-        return [raw.decode() for raw in client().lrange(keys.pending_dead_letters(), 0, limit - 1)]
+        return [text(raw) for raw in client().lrange(keys.pending_dead_letters(), 0, limit - 1)]
 
 
 def pending_dead_letter_count() -> int:
@@ -77,7 +77,7 @@ def quarantined_dead_letters(queue: str, limit: int | None = 100) -> list[str]:
     with backend():
         items = client().lrange(keys.dead_letter_quarantine(queue), 0,
                                 -1 if limit is None else limit - 1)
-    return [raw.decode() for raw in items]
+    return [text(raw) for raw in items]
 
 
 def quarantined_dead_letter_count(queue: str) -> int:
@@ -114,5 +114,5 @@ def quarantined_message_count(queue: str) -> int:
 def quarantined_messages(queue: str, limit: int = 100) -> list[str]:
     """The queue's quarantined broker items, oldest first."""
     with backend():
-        return [raw.decode() for raw in client().lrange(keys.message_quarantine(queue), 0,
-                                                        limit - 1)]
+        return [text(raw) for raw in client().lrange(keys.message_quarantine(queue), 0,
+                                                     limit - 1)]

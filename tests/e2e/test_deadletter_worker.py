@@ -18,7 +18,7 @@ from deadletter.services import requeue_dead_letter
 from queues import keys, registry
 from queues.jobs import enqueue_many, get_job
 from tests import fixtures_tasks as t
-from tests.conftest import wait_for
+from tests.conftest import as_int, wait_for
 
 pytestmark = [pytest.mark.db_vendors, pytest.mark.django_db(transaction=True)]
 Q = "photo-processing"
@@ -37,7 +37,7 @@ def test_terminal_failure_in_a_worker_writes_one_row(
     assert get_job(Q, again.job_id).name == "t-always-fails"
     wait_for(lambda: DeadLetter.objects.filter(job_id=again.job_id).exists())
     second = DeadLetter.objects.get(job_id=again.job_id)
-    assert second.previous_id == row.pk and int(r.get(t.runs_key(again.job_id))) == 1
+    assert second.previous_id == row.pk and as_int(r.get(t.runs_key(again.job_id))) == 1
 
 
 @contextlib.contextmanager

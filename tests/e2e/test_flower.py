@@ -101,7 +101,10 @@ def test_flower_finds_a_job_by_its_id(r: redis.Redis, builtin_queue_types: None,
     handle = t.echo.delay(value=4)
     handle.wait(15)
     query = urllib.parse.urlencode({"search": handle.id})
-    found = wait_for(lambda: _json(f"{flower}/api/tasks?{query}"), timeout=15)
+    # Flower learns the final state from the task-succeeded event, a moment after the job.
+    found = wait_for(lambda: (tasks := _json(f"{flower}/api/tasks?{query}"))
+                     and all(v["state"] == "SUCCESS" for v in tasks.values()) and tasks,
+                     timeout=15)
     [task] = found.values()
     assert task["name"] == "photo-processing:t-echo" and task["state"] == "SUCCESS"
     assert task["kwargs"] == repr({"job_id": handle.id}) and "'value': 4" in task["args"]

@@ -18,7 +18,7 @@ from queues.health import analyze_bottlenecks, optimize_queue, queue_health
 from queues.jobs import enqueue, enqueue_many
 from queues.manager import queue_status
 from queues.models import QueueType
-from tests.conftest import bearer, wait_for
+from tests.conftest import bearer, text_map, texts, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Q = "photo-processing"
@@ -80,8 +80,8 @@ def test_jobs_that_waited_long_degrade_health(r: redis.Redis, inprocess_worker: 
 
 def busy_processes(r: redis.Redis) -> int:
     """Active jobs the only worker of ``Q`` reported in its last heartbeat."""
-    [host] = r.zrange(keys.queue_workers(Q), 0, -1)
-    return int(r.hget(keys.worker(host.decode()), "active_jobs") or 0)
+    [host] = texts(r.zrange(keys.queue_workers(Q), 0, -1))
+    return int(r.hget(keys.worker(host), "active_jobs") or 0)
 
 
 def test_backlog_behind_a_busy_worker(r: redis.Redis, inprocess_worker: Any) -> None:
@@ -115,11 +115,10 @@ def test_bottlenecks_use_the_workers_heartbeats(r: redis.Redis, inprocess_worker
     inprocess_worker()
     for handle in enqueue_many(Q, "t-sleep", [{"ms": 60} for _ in range(3)]):
         handle.wait(10)
-    [host] = r.zrange(keys.queue_workers(Q), 0, -1)
+    [host] = texts(r.zrange(keys.queue_workers(Q), 0, -1))
 
     def heartbeat() -> dict[str, str]:
-        raw = r.hgetall(keys.worker(host.decode()))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return text_map(r.hgetall(keys.worker(host)))
 
     # A heartbeat may land between two reads: the analysis shows one of them.
     before, analysis, after = heartbeat(), analyze_bottlenecks(Q), heartbeat()

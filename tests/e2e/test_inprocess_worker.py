@@ -14,7 +14,7 @@ from queues.jobs import enqueue, enqueue_many, get_job
 from queues.manager import queue_status
 from queues.signals import job_failed
 from tests import fixtures_tasks as t
-from tests.conftest import wait_for
+from tests.conftest import as_int, wait_for
 
 Q = "photo-processing"
 
@@ -27,6 +27,8 @@ def test_job_runs_and_reports_result_progress_and_logs(inprocess_worker: Any) ->
     assert info.state == "completed" and info.progress == 100 and info.attempts == 1
     assert [entry["message"] for entry in info.logs] == ["step 25", "step 50", "step 100"]
     assert info.logs[0]["level"] == "debug" and info.logs[0]["metadata"] == {"step": 25}
+    assert info.processed_at is not None and info.finished_at is not None
+    assert info.created_at is not None
     assert info.processed_at <= info.finished_at and info.created_at <= info.processed_at
 
 
@@ -38,7 +40,7 @@ def test_same_message_published_twice_runs_once(r: redis.Redis, inprocess_worker
     handle.wait(10)
     wait_for(lambda: r.llen(Q) == 0)
     wait_for(lambda: not r.hlen("unacked"))
-    assert int(r.get(t.runs_key(handle.id))) == 1
+    assert as_int(r.get(t.runs_key(handle.id))) == 1
     assert get_job(Q, handle.id).state == "completed"
 
 
@@ -59,7 +61,7 @@ def test_failure_is_recorded_and_announced_once(r: redis.Redis, inprocess_worker
     assert info.state == "failed"
     assert (info.error_type, info.error, info.failed_reason) == (
         "ValidationError", "bad input in job", "non_retryable_error")
-    assert int(r.get(t.runs_key(handle.id))) == 1  # non-retryable: one attempt of five
+    assert as_int(r.get(t.runs_key(handle.id))) == 1  # non-retryable: one attempt of five
     assert len(seen) == 1 and seen[0]["job_id"] == handle.id
     assert "Traceback" in seen[0]["record"]["traceback"]
 

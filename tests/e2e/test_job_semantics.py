@@ -14,7 +14,7 @@ from queues.exceptions import InvalidJobState, JobNotFound, JobValidationError
 from queues.jobs import cancel_job, change_priority, enqueue, enqueue_many, get_job, scheduled_jobs
 from queues.stats import retry_statistics
 from tests import fixtures_tasks as t
-from tests.conftest import wait_for
+from tests.conftest import as_int, texts, wait_for
 
 Q = "photo-processing"
 
@@ -29,6 +29,7 @@ def test_delayed_job_waits_in_redis_then_runs_after_its_due_time(
     assert scheduled.id == handle.id and scheduled.name == "t-echo"
     info = handle.wait(10)
     assert info.state == "completed"
+    assert info.processed_at is not None and info.run_at is not None
     assert info.processed_at >= info.run_at
     assert (info.processed_at - info.run_at).total_seconds() < 0.5
 
@@ -37,6 +38,7 @@ def test_countdown_maps_to_a_broker_side_delay(r: redis.Redis, builtin_queue_typ
     handle = t.echo.apply_async(({"value": 1},), countdown=30)
     info = get_job(Q, handle.id)
     assert info.state == "delayed" and r.llen(Q) == 0
+    assert info.run_at is not None and info.created_at is not None
     assert 29 < (info.run_at - info.created_at).total_seconds() <= 30
 
 
@@ -51,7 +53,7 @@ def test_delays_survive_worker_restarts(r: redis.Redis, inprocess_worker: Any) -
     inprocess_worker()
     for h in handles:
         assert h.wait(10).state == "completed"
-        assert int(r.get(t.runs_key(h.id))) == 1
+        assert as_int(r.get(t.runs_key(h.id))) == 1
 
 
 def test_retries_with_backoff_until_success(r: redis.Redis, inprocess_worker: Any) -> None:
@@ -59,7 +61,7 @@ def test_retries_with_backoff_until_success(r: redis.Redis, inprocess_worker: An
     handle = t.flaky.delay({"succeed_on": 3})
     info = handle.wait(10)
     assert (info.state, info.result, info.attempts) == ("completed", 3, 3)
-    assert int(r.get(t.runs_key(handle.id))) == 3
+    assert as_int(r.get(t.runs_key(handle.id))) == 3
     stats = retry_statistics(Q)
     assert stats.total_retries == 2
     assert stats.retries_by_attempt == {"1": 1, "2": 1}
@@ -96,7 +98,7 @@ def test_backlog_starts_in_priority_order_fifo_within_level(
         enqueue(Q, "t-sleep", {"tag": f"{priority}-{n:02d}"}, priority=priority)
     inprocess_worker()
     wait_for(lambda: r.llen("test:started") == 40)
-    started = [tag.decode() for tag in r.lrange("test:started", 0, -1)]
+    started = texts(r.lrange("test:started", 0, -1))
     expected = [f"{p}-{n:02d}" for p, n in sorted(plan)]  # by level, then enqueue order
     assert started == expected
 
@@ -114,7 +116,7 @@ def test_change_priority_runs_the_job_once_at_its_new_priority(
     wait_for(lambda: r.llen("test:started") == 6 and r.llen(f"{Q}\x06\x169") == 0)
     wait_for(lambda: r.llen(Q) == 0)
     assert r.lindex("test:started", 0) == b"moved"
-    assert int(r.get(t.runs_key(moved.id))) == 1, "the superseded message was a no-op"
+    assert as_int(r.get(t.runs_key(moved.id))) == 1, "the superseded message was a no-op"
     with pytest.raises(InvalidJobState, match="completed"):
         change_priority(Q, moved.id, 3)
     with pytest.raises(JobValidationError):

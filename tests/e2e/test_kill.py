@@ -61,7 +61,12 @@ def test_no_job_is_lost_under_sigkill(r: redis.Redis, worker_process: Any) -> No
         done = sum(r.zcard(keys.state_index(R, s)) for s in ("completed", "failed"))
         return done == JOBS
 
-    wait_for(finished, timeout=300, interval=0.5)
+    try:
+        wait_for(finished, timeout=300, interval=0.5)
+    except AssertionError:
+        counts = {state: r.zcard(keys.state_index(R, state)) for state in keys.STATES}
+        raise AssertionError(f"not every job finished: {counts}, broker list {r.llen(R)}, "
+                             f"unacked {r.hlen('unacked')}") from None
     pipe = r.pipeline(transaction=False)
     for job_id in ids:
         pipe.hmget(keys.job(R, job_id), "state", "failed_reason", "stalled_count")

@@ -13,7 +13,7 @@ from queues import keys
 from queues.jobs import enqueue, enqueue_many, get_job
 from queues.manager import pause_queue, queue_status, resume_queue
 from tests import fixtures_tasks as t
-from tests.conftest import wait_for
+from tests.conftest import as_int, texts, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Q = "photo-processing"
@@ -39,7 +39,7 @@ def test_pause_stops_new_jobs_on_a_running_worker_within_two_seconds(
     assert r.zcard(keys.state_index(Q, "paused")) == 0
     for handle in later:
         assert handle.wait(10).state == "completed"
-        assert int(r.get(t.runs_key(handle.id))) == 1
+        assert as_int(r.get(t.runs_key(handle.id))) == 1
     assert [e.action for e in AuditEvent.objects.order_by("pk")] == ["pause", "resume"]
 
 
@@ -55,8 +55,8 @@ def test_pause_holds_across_a_worker_restart(
     resume_queue(Q)
     for handle in handles:
         assert handle.wait(10).state == "completed"
-        assert int(r.get(t.runs_key(handle.id))) == 1
-    assert [tag.decode() for tag in r.lrange("test:started", 0, -1)] == [
+        assert as_int(r.get(t.runs_key(handle.id))) == 1
+    assert texts(r.lrange("test:started", 0, -1)) == [
         f"j{n}" for n in range(5)]
 
 
@@ -74,5 +74,5 @@ def test_jobs_fetched_before_a_worker_notices_are_parked_and_released_in_order(
     assert resume_queue(Q) == states.count("paused"), "resume counts the jobs it released"
     for handle in handles:
         assert handle.wait(10).state == "completed"
-        assert int(r.get(t.runs_key(handle.id))) == 1
-    assert [tag.decode() for tag in r.lrange("test:started", 0, -1)] == ["p0", "p1", "p2"]
+        assert as_int(r.get(t.runs_key(handle.id))) == 1
+    assert texts(r.lrange("test:started", 0, -1)) == ["p0", "p1", "p2"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import psutil
@@ -33,6 +34,10 @@ def _children(pid: int) -> list[psutil.Process]:
 
 def _runs(r: redis.Redis, job_id: str) -> int:
     return int(r.get(t.runs_key(job_id)) or 0)
+
+
+def _runs_are(r: redis.Redis, job_id: str, runs: int) -> bool:
+    return _runs(r, job_id) == runs
 
 
 def test_killed_pool_child_hands_the_job_back_at_once(
@@ -74,7 +79,7 @@ def test_a_job_that_keeps_killing_its_worker_fails_as_stalled(
     worker = worker_process((R,), concurrency=1, env=FAST)
     handle = enqueue(R, "t-work", {"ms": 5000})
     for run in (1, 2):
-        wait_for(lambda run=run: _runs(r, handle.id) == run, timeout=10)
+        wait_for(partial(_runs_are, r, handle.id, run), timeout=10)
         [child] = _children(worker.pid)
         child.kill()
     info = wait_for(lambda: (i := get_job(R, handle.id)).state == "failed" and i, timeout=10)

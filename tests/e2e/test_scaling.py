@@ -13,7 +13,7 @@ from queues import keys
 from queues.exceptions import WorkerNotFound
 from queues.jobs import enqueue, enqueue_many
 from queues.models import QueueType
-from tests.conftest import wait_for
+from tests.conftest import as_int, wait_for
 from workers import autoscaling, presence, scaling
 from workers.models import ScalingPolicy
 
@@ -82,7 +82,7 @@ def test_scale_workers_resizes_pools_and_a_restart_keeps_the_size(
     worker_process((Q,), concurrency=1, name="scaled", env=FAST)
     wait_for(lambda: _pool(r, hostname) == 3)
     assert r.hget(keys.meta(Q), "scale_target") == b"3"
-    assert int(r.hget(keys.stats(Q), "scaling_events")) == 1
+    assert as_int(r.hget(keys.stats(Q), "scaling_events")) == 1
 
 
 def test_a_target_beyond_what_workers_can_host_is_reported_honestly(

@@ -11,7 +11,7 @@ from queues import keys
 from queues.jobs import enqueue_many
 from queues.manager import queue_status
 from tests import fixtures_tasks as t
-from tests.conftest import wait_for
+from tests.conftest import as_int, texts, wait_for
 
 pytestmark = pytest.mark.django_db
 Q = "photo-processing"
@@ -22,14 +22,16 @@ def test_prefork_worker_runs_each_job_once_and_reports_presence(
     handles = enqueue_many(Q, "t-sleep", [{"ms": 20, "tag": n} for n in range(40)],
                            remove_on_complete=False)
     # A duplicated delivery of one message must still run that job once.
-    r.lpush(Q, r.lindex(Q, 0))
+    message = r.lindex(Q, 0)
+    assert message is not None
+    r.lpush(Q, message)
     worker = worker_process((Q,), pool="prefork", concurrency=2)
     wait_for(lambda: queue_status(Q).job_counts["completed"] == 40, timeout=30)
-    assert all(int(r.get(t.runs_key(h.id))) == 1 for h in handles)
+    assert all(as_int(r.get(t.runs_key(h.id))) == 1 for h in handles)
     wait_for(lambda: queue_status(Q).workers == 1)
-    [hostname] = r.zrange(keys.queue_workers(Q), 0, -1)
-    described = r.hgetall(keys.worker(hostname.decode()))
+    [hostname] = texts(r.zrange(keys.queue_workers(Q), 0, -1))
+    described = r.hgetall(keys.worker(hostname))
     assert int(described[b"concurrency"]) == 2 and int(described[b"rss_bytes"]) > 0
     worker.stop()
     assert r.zcard(keys.queue_workers(Q)) == 0, "a clean shutdown deregisters the worker"
-    assert not r.exists(keys.worker(hostname.decode()))
+    assert not r.exists(keys.worker(hostname))

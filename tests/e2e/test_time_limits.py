@@ -19,7 +19,7 @@ from queues import keys
 from queues.jobs import enqueue
 from queues.models import QueueType
 from tests import fixtures_tasks as t
-from tests.conftest import wait_for
+from tests.conftest import as_int, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 Q = t.TIMEOUTS
@@ -44,7 +44,7 @@ def test_hard_limit_fails_the_attempt_retries_then_dead_letters_as_timeout(
     info = handle.wait(60)
     assert (info.state, info.failed_reason, info.error_type) == (
         "failed", "timeout", "TimeLimitExceeded")
-    assert info.attempts == 2 and int(r.get(t.runs_key(handle.id))) == 2, "retried once"
+    assert info.attempts == 2 and as_int(r.get(t.runs_key(handle.id))) == 2, "retried once"
     assert "hard time limit (1.5 s)" in (info.error or "")
     stats = r.hgetall(keys.stats(Q))
     assert stats[b"retry_error:TimeLimitExceeded"] == b"1"
@@ -75,7 +75,7 @@ def test_soft_limit_is_raised_in_the_job_which_may_clean_up_or_fail(
     info = failing.wait(60)
     assert (info.state, info.failed_reason, info.error_type, info.attempts) == (
         "failed", "timeout", "SoftTimeLimitExceeded", 2)
-    assert int(r.get(t.runs_key(failing.id))) == 2
+    assert as_int(r.get(t.runs_key(failing.id))) == 2
     row = dead_letter(failing.id)
     assert (row.reason, row.error_type) == ("timeout", "SoftTimeLimitExceeded")
     assert "SoftTimeLimitExceeded" in row.traceback

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from io import StringIO
+from typing import Any
 
 import pytest
 import redis
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.db_vendors, pytest.mark.django_db(transaction=True)]
 NAN_PAYLOAD = '{"x": NaN}'  # what a lax JSON parser lets through; no JSON column stores it
 
 
-def item(job_id: str, **kw: str) -> dict[str, object]:
+def item(job_id: str, **kw: Any) -> dict[str, object]:
     return {"queue": Q, "job_id": job_id, "record": failure(job_id, **kw)}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -133,7 +133,7 @@ def test_statistics_from_the_rows(r: redis.Redis) -> None:
     assert stats.total_failed_jobs == stats.open_failed_jobs == 3
     assert stats.failures_by_job_type == {"t-always-fails": 2, "t-boom": 1}
     assert stats.failures_by_error_type == {"LookupError": 2, "TimeoutError": 1}
-    assert stats.oldest_failure == timezone.datetime.fromtimestamp(
+    assert stats.oldest_failure == datetime.fromtimestamp(
         long_ago / 1000, tz=timezone.get_current_timezone())
     assert stats.recent_failure_rate == pytest.approx(2 / 5)  # 2 within 5 minutes
     assert stats.recent_failures_by_job_type == {"t-always-fails": 1, "t-boom": 1}

@@ -19,7 +19,7 @@ from queues.exceptions import JobValidationError
 from queues.jobs import enqueue, get_job
 from queues.manager import pause_queue, resume_queue
 from tests import fixtures_tasks as t
-from tests.conftest import wait_for
+from tests.conftest import as_int, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Q = "photo-processing"
@@ -66,7 +66,7 @@ def test_a_retry_after_the_deadline_expires_too(r: redis.Redis, inprocess_worker
     handle = enqueue(Q, "t-flaky", {"succeed_on": 2}, expires=0.5,
                      backoff={"type": "fixed", "delay": 1500})
     assert handle.wait(15).state == "failed"
-    assert int(r.get(t.runs_key(handle.id))) == 1
+    assert as_int(r.get(t.runs_key(handle.id))) == 1
     assert_expired_by_deadline(handle.id)
 
 

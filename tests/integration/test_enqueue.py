@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -17,6 +18,7 @@ from queues.exceptions import (
 )
 from queues.jobs import enqueue, enqueue_many, get_job
 from tests import fixtures_tasks as t
+from tests.conftest import as_int, text_map
 
 pytestmark = pytest.mark.django_db
 Q = "photo-processing"
@@ -61,11 +63,13 @@ def test_apply_async_and_enqueue_by_name_are_the_same_path(r: redis.Redis) -> No
     (lambda: enqueue_many(Q, "t-echo", [{"value": 1}, {"value": "x"}]),
      JobValidationError, "data.value"),
 ])
-def test_bad_input_raises_and_records_nothing(r: redis.Redis, call, error, field) -> None:
+def test_bad_input_raises_and_records_nothing(
+        r: redis.Redis, call: Callable[[], object], error: type[Exception],
+        field: str | None) -> None:
     with pytest.raises(error) as info:
         call()
     if field is not None:
-        assert info.value.field == field
+        assert isinstance(info.value, JobValidationError) and info.value.field == field
     assert r.dbsize() == 0, "a rejected enqueue must write nothing"
 
 
@@ -96,7 +100,7 @@ def test_enqueue_many_records_every_job_in_chunks(r: redis.Redis) -> None:
     assert len({h.id for h in handles}) == 1200
     assert r.zcard(keys.state_index(Q, "waiting")) == 1200
     assert len(broker_messages(r, priority=3)) == 1200
-    assert int(r.hget(keys.stats(Q), "scheduled")) == 1200
+    assert as_int(r.hget(keys.stats(Q), "scheduled")) == 1200
 
 
 def test_option_precedence_through_enqueue(r: redis.Redis) -> None:
@@ -131,7 +135,7 @@ def test_unknown_job_id_raises_job_not_found() -> None:
 
 
 def _record(r: redis.Redis, job_id: str) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in r.hgetall(keys.job(Q, job_id)).items()}
+    return text_map(r.hgetall(keys.job(Q, job_id)))
 
 
 RECORD_FIELDS = {
@@ -161,7 +165,7 @@ def test_enqueue_many_writes_each_record_and_message_in_full(r: redis.Redis) -> 
             handle.id, rec["trace_id"])
     ids = [h.id for h in handles] + [_record(r, h.id)["trace_id"] for h in handles]
     assert len(set(ids)) == 6, "every job has its own job id and trace id"
-    assert int(r.hget(keys.stats(Q), "scheduled|t-echo")) == 3
+    assert as_int(r.hget(keys.stats(Q), "scheduled|t-echo")) == 3
     assert r.sismember(keys.known_queues(), Q)
 
 
@@ -177,7 +181,7 @@ def test_enqueue_many_with_a_delay_keeps_messages_in_the_records(r: redis.Redis)
         assert r.zscore(keys.state_index(Q, "delayed"), handle.id) == int(rec["runnable_at"])
         msg = json.loads(rec["msg"])
         assert (msg["headers"]["jq_job"], msg["headers"]["id"]) == (handle.id, rec["task_id"])
-    assert int(r.hget(keys.stats(Q), "scheduled")) == 2
+    assert as_int(r.hget(keys.stats(Q), "scheduled")) == 2
 
 
 def test_one_script_call_skips_duplicate_ids_and_keeps_message_order(r: redis.Redis) -> None:
@@ -192,4 +196,4 @@ def test_one_script_call_skips_duplicate_ids_and_keeps_message_order(r: redis.Re
     assert r.lrange(Q, 0, -1)[::-1] == [f"msg-{n}".encode() for n in range(2500)]
     assert r.zcard(keys.state_index(Q, "waiting")) == 2500
     assert _record(r, "j7")["trace_id"] == "tr-j7" and _record(r, "j7")["data"] == "{}"
-    assert int(r.hget(keys.stats(Q), "scheduled|t-echo")) == 2500
+    assert as_int(r.hget(keys.stats(Q), "scheduled|t-echo")) == 2500

@@ -24,7 +24,7 @@ from queues.exceptions import JobNotFound, JobValidationError
 from queues.jobs import enqueue, enqueue_many, get_job
 from queues.payload import MAX_PAYLOAD_DEPTH
 from tests import fixtures_tasks as t
-from tests.conftest import bearer, wait_for
+from tests.conftest import bearer, texts, wait_for
 
 pytestmark = pytest.mark.django_db
 Q = t.QUEUE
@@ -226,7 +226,7 @@ def test_spoofed_client_ids_cannot_escape_the_rate_limit(r: redis.Redis) -> None
                       "options": {"client_id": f"made-up-{n}"}}, headers=token).status_code
                 for n in range(6)]
     assert statuses == [201, 201, 429, 429, 429, 429]
-    recorded = [i.decode() for i in r.zrange(keys.state_index(Q, "waiting"), 0, -1)]
+    recorded = texts(r.zrange(keys.state_index(Q, "waiting"), 0, -1))
     assert len(recorded) == 2
     assert {get_job(Q, job_id).client_id for job_id in recorded} == {"tenant-3"}
 

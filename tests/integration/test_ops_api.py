@@ -53,8 +53,8 @@ MANAGE = token("queues:manage", "queues:enqueue")
     jwt.encode({"sub": "x", "scope": "queues:view"}, "another-secret-of-sufficient-length",
                algorithm="HS256"),
     jwt.encode({"sub": "x", "scope": "queues:view", "iss": "job-queue-coordinator",
-                "aud": "job-queue-coordinator-api", "exp": int(time.time()) + 60}, None,
-               algorithm="none"),
+                "aud": "job-queue-coordinator-api", "exp": int(time.time()) + 60}, "",
+               algorithm="none"),  # PyJWT's "none" takes "" as the key None
     token("queues:view", aud="someone-else"),
     token("queues:view", nbf=int(time.time()) + 600),
     "not.a.jwt",

@@ -19,7 +19,7 @@ from queues.exceptions import InvalidCronError, JobNotFound, JobValidationError,
 from queues.jobs import get_job, task_name
 from queues.producer import job_task
 from queues.scheduling import cancel_recurring, list_recurring, schedule_recurring
-from tests.conftest import ROOT, wait_for, worker_database_url
+from tests.conftest import ROOT, texts, wait_for, worker_database_url
 
 pytestmark = pytest.mark.django_db
 Q = "photo-processing"
@@ -110,6 +110,6 @@ def test_a_real_beat_enqueues_through_the_coordinator(
     finally:
         beat.terminate()
         beat.wait(20)
-    ids = [i.decode() for i in r.zrange(keys.state_index("maintenance", "waiting"), 0, -1)]
+    ids = texts(r.zrange(keys.state_index("maintenance", "waiting"), 0, -1))
     assert all(i.startswith("recurring:") for i in ids), ids
     assert get_job("maintenance", ids[0]).name == "clean-queue"
