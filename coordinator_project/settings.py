@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "queues",
     "workers",
     "deadletter",
+    # Only for its management commands (jobqueue, demo): coordinator_project/apps.py.
+    "coordinator_project",
 ]
 
 MIDDLEWARE = [

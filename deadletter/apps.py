@@ -12,6 +12,7 @@ class DeadletterConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from deadletter import recording, retention, services, tasks  # noqa: F401  (tasks: a job)
+        from deadletter.worker_duties import register_with_workers
         from queues.signals import job_failed, management_action
 
         job_failed.connect(recording.record_failure, dispatch_uid="deadletter-record-failure")
@@ -19,3 +20,6 @@ class DeadletterConfig(AppConfig):
         management_action.connect(retention.on_management_action,
                                   dispatch_uid="deadletter-retention-schedules")
         post_migrate.connect(retention.on_post_migrate, dispatch_uid="deadletter-retention")
+        # The worker's flush of dead letters kept during a database outage, through the
+        # hook of workers (deadletter does not import workers: DESIGN §3).
+        register_with_workers()

@@ -36,7 +36,11 @@ def job_logs(queue: str, job_id: str) -> str:
 
 
 def state_index(queue: str, state: str) -> str:
-    """A sorted set of job ids in ``state`` (score: when they entered it, or due time)."""
+    """A sorted set of job ids in ``state`` (score: when they entered it, or due time).
+
+    For ``waiting`` the score is when the job's current message was pushed, or
+    lower for a message pushed at the consuming end (``queues.scripts``).
+    """
     return f"{queue_base(queue)}{state}"
 
 

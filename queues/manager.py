@@ -224,12 +224,12 @@ def store_counts(name: str) -> dict[str, int]:
 
 def _delete_queue_keys(name: str) -> int:
     """Delete the queue's own keys (by hash tag) and its broker lists."""
-    from queues.messages import broker_key
-
-    cli = store.client()
     from celery import current_app
 
-    broker = [broker_key(current_app, name, p) for p in range(10)]
+    from queues.messages import broker_keys
+
+    cli = store.client()
+    broker = broker_keys(current_app, name)
     deleted = 0
     with store.backend():
         batch = list(broker)

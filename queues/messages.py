@@ -56,6 +56,11 @@ def broker_key(app: Celery, queue: str, priority: int) -> str:
     return f"{queue}{sep}{priority}"
 
 
+def broker_keys(app: Celery, queue: str) -> list[str]:
+    """Every Redis list kombu reads for ``queue``, indexed by priority (0 to 9)."""
+    return [broker_key(app, queue, priority) for priority in range(10)]
+
+
 def _json(value: Any) -> str:
     # The exact text ``json.dumps`` gives, faster for the common str and int values.
     kind = type(value)

@@ -79,6 +79,37 @@ def recover_orphaned_messages(queues: Iterable[str], *, older_than_s: float) -> 
     return count
 
 
+# (queue, job id, generation) seen without a message on the last sweep; confirmed on the next.
+_suspected: set[tuple[str, str, int]] = set()
+
+
+def recover_vanished_messages(queues: Iterable[str]) -> int:
+    """Re-publish waiting jobs whose message vanished on its way to a worker.
+
+    ``BRPOP`` removes a message from its list before kombu records it as
+    reserved; a worker killed in between, or a reply lost with a cut
+    connection, strands the job. A job ``store.unseen_waiting`` reports on two
+    sweeps in a row (a message in flight is claimed within milliseconds) gets
+    a new generation and message.
+    """
+    from celery import current_app
+
+    from queues.messages import broker_keys
+
+    seen, count = set(), 0
+    for queue in queues:
+        for job_id, gen in store.unseen_waiting(queue, broker_keys(current_app, queue)):
+            if (queue, job_id, gen) not in _suspected:
+                seen.add((queue, job_id, gen))
+            elif hand_over(queue, job_id, gen=gen):
+                logger.warning("job %s/%s: its message vanished before a worker took it, "
+                               "re-published", queue, job_id)
+                count += 1
+    _suspected.clear()
+    _suspected.update(seen)
+    return count
+
+
 def hand_over(queue: str, job_id: str, *, gen: int) -> bool:
     """Give a still-waiting job of generation ``gen`` a fresh message for another worker.
 

@@ -13,6 +13,12 @@ the Prometheus collector reads these, so metrics are cluster-wide and cost
 no extra round trip.
 Job keys are derived inside the scripts from the queue's key base
 (``keys.queue_base``), which carries the queue's hash tag.
+
+Every script that pushes a job's message also sets the job's score in the
+waiting index: ``now`` for an ``LPUSH`` (the producers' end), below every
+waiting job for an ``RPUSH`` (the end kombu pops). So, per broker list, the
+scores rise from the popping end, which is how ``queues.store.broker`` tells a
+message that left its list from one still in it.
 """
 
 from __future__ import annotations
@@ -327,8 +333,8 @@ end
 return {0, state}
 """
 
-# KEYS: job
-# ARGV: job id, priority, expected generation, new generation, broker key, message
+# KEYS: job, waiting
+# ARGV: job id, priority, expected generation, new generation, broker key, message, now
 # Supersedes the job's message: the old one becomes a no-op at claim.
 # Returns {1} or {0, reason}.
 CHANGE_PRIORITY = """
@@ -339,21 +345,24 @@ if cur[2] ~= ARGV[3] then return {0, 'superseded'} end
 redis.call('HSET', KEYS[1], 'priority', ARGV[2], 'gen', ARGV[4])
 if cur[1] == 'waiting' then
   redis.call('LPUSH', ARGV[5], ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
 else
   redis.call('HSET', KEYS[1], 'msg', ARGV[6], 'broker_key', ARGV[5])
 end
 return {1}
 """
 
-# KEYS: job
-# ARGV: job id, expected generation, new generation, broker key, message
-# A waiting job whose message sits reserved by a worker that died before
-# claiming it: publish a fresh message (the reserved one becomes a no-op).
+# KEYS: job, waiting
+# ARGV: job id, expected generation, new generation, broker key, message, now
+# A waiting job whose message a paused worker handed back, a dead worker
+# reserved, or that vanished on its way to a worker: publish a fresh message
+# (any copy of the old one becomes a no-op at claim).
 REPUBLISH = """
 local cur = redis.call('HMGET', KEYS[1], 'state', 'gen')
 if cur[1] ~= 'waiting' or cur[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'gen', ARGV[3])
 redis.call('LPUSH', ARGV[4], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
 return 1
 """
 
@@ -376,16 +385,19 @@ return #ids
 # and its message is pushed at the consumer end, so parked jobs run next, in
 # order (the caller passes them newest first). The paused flag is cleared in
 # the same script once nothing is parked, so no job can be parked after its
-# release and stay behind. Returns {released, 1 if the queue now runs}.
+# release and stay behind. Their scores go below every waiting job's, since
+# they are taken first (the order of the waiting index, see queues.store.broker).
+# Returns {released, 1 if the queue now runs}.
 RELEASE = """
 local base, released = ARGV[1], 0
+local lowest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2] or ARGV[2]
 for i = 3, #ARGV, 4 do
   local id = ARGV[i]
   local jkey = base .. 'job:' .. id
   local cur = redis.call('HMGET', jkey, 'state', 'gen')
   if cur[1] == 'paused' and cur[2] == ARGV[i + 1] then
     redis.call('ZREM', KEYS[2], id)
-    redis.call('ZADD', KEYS[3], ARGV[2], id)
+    redis.call('ZADD', KEYS[3], tonumber(lowest) - released - 1, id)
     redis.call('HSET', jkey, 'state', 'waiting', 'gen', tonumber(cur[2]) + 1,
                'runnable_at', ARGV[2])
     redis.call('RPUSH', ARGV[i + 2], ARGV[i + 3])

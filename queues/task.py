@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import time
 import traceback
 import uuid
-from typing import Any, NoReturn, cast
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar, cast
 
 import pydantic
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -24,7 +27,7 @@ from celery.exceptions import Ignore, Retry
 
 from queues import producer, recovery, retry, store
 from queues.context import JobContext
-from queues.exceptions import JobValidationError
+from queues.exceptions import BackendUnavailable, JobValidationError, QueueTypeNotFound
 from queues.options import Backoff, JobOptions
 from queues.payload import check as check_payload
 from queues.records import JobHandle
@@ -161,15 +164,17 @@ class JobTask(Task):
             result = self.run(self._as_input(payload), ctx)
             encoded = json.dumps(result)
         except Exception as exc:
-            delay_ms = fail_attempt(self, ctx.job_id, token=token, gen=int(req.jq_gen),
-                                    worker=req.hostname or "", exc=exc,
-                                    tb=traceback.format_exc())
+            tb = traceback.format_exc()
+            delay_ms = when_redis_answers(self.job_queue, functools.partial(
+                fail_attempt, self, ctx.job_id, token=token, gen=int(req.jq_gen),
+                worker=req.hostname or "", exc=exc, tb=tb))
             if delay_ms is not None:
                 raise Retry(exc=exc, when=delay_ms / 1000) from exc
             raise
-        if store.finish(self.job_queue, ctx.job_id, token=token, state="completed",
-                        worker=self.request.hostname or "",
-                        fields={"result": encoded, "progress": "100"}) is None:
+        if when_redis_answers(self.job_queue, lambda: store.finish(
+                self.job_queue, ctx.job_id, token=token, state="completed",
+                worker=self.request.hostname or "",
+                fields={"result": encoded, "progress": "100"})) is None:
             logger.warning("job %s/%s finished after losing its lock; result not recorded",
                            self.job_queue, ctx.job_id)
         return result
@@ -195,6 +200,49 @@ class JobTask(Task):
         logger.info("adopted untracked message %s as job %s/%s", task_id, self.job_queue,
                     submitted[0].job_id)
         raise Ignore()
+
+
+_T = TypeVar("_T")
+
+
+def when_redis_answers(queue: str, record: Callable[[], _T]) -> _T:
+    """Store an attempt's outcome, waiting while Redis is unreachable.
+
+    A job that ran must not run again only because Redis restarted as it
+    finished. The wait lasts up to the queue's lock time (its
+    ``stalledInterval``): the job's lock is renewed once Redis is back, and
+    after that time another worker may count the job as stalled anyway.
+
+    Raises:
+        BackendUnavailable: Redis did not answer within that time.
+    """
+    try:
+        return record()
+    except BackendUnavailable:
+        pass
+    give_up, pause = time.monotonic() + _lock_seconds(queue), 0.05
+    while True:
+        logger.info("Redis unreachable while recording an outcome of a %s job; "
+                    "retrying in %.2f s", queue, pause)
+        time.sleep(pause)
+        try:
+            return record()
+        except BackendUnavailable:
+            if time.monotonic() + pause > give_up:
+                raise
+        pause = min(2 * pause, 1.0)
+
+
+def _lock_seconds(queue: str) -> float:
+    from django.db import DatabaseError
+
+    from queues import registry
+    from queues.conf import settings
+
+    try:
+        return registry.get(queue).stalled_interval_ms / 1000
+    except (DatabaseError, QueueTypeNotFound):  # the database may be down too
+        return settings.WORKER_STALLED_INTERVAL / 1000
 
 
 def fail_attempt(task: JobTask, job_id: str, *, token: str, gen: int, worker: str,

@@ -1,4 +1,4 @@
-"""The coordinator's broker transport: kombu's Redis transport with two fixes.
+"""The coordinator's broker transport: kombu's Redis transport with three fixes.
 
 Selected by ``CELERY_BROKER_TRANSPORT = "queues.transport:Transport"``; the
 broker URL stays ``redis://``. Everything not named here is kombu's own.
@@ -25,14 +25,28 @@ broker URL stays ``redis://``. Everything not named here is kombu's own.
    is moved to its queue's message quarantine with the reason
    (``queues.store.quarantine_message``) and the worker goes on.
 
-``tests/e2e/test_broker_faults.py`` fails on stock kombu and passes here, so
-an upgrade that fixes kombu can drop a patch knowingly.
+3. **A lost pub/sub connection must reach kombu, and a read must not block.**
+   kombu reads the fanout (remote control) connection with redis-py's
+   blocking ``PubSub.parse_response()`` when the event loop says it is
+   readable. On a connection error redis-py 8 reconnects by itself, behind
+   kombu's back (the event loop still watches the old socket), and then
+   waits for a reply on the new socket with no timeout: the worker's main
+   thread, and with it all consuming, can stop for good after a Redis
+   restart while the worker still heartbeats. Here the pub/sub client reads
+   at most ``LISTEN_READ_TIMEOUT`` seconds and never reconnects itself; the
+   connection error goes to Celery, which reconnects the consumer as for a
+   lost ``BRPOP``.
+
+``tests/e2e/test_broker_faults.py`` and ``tests/integration/test_transport.py``
+fail on stock kombu and pass here, so an upgrade that fixes kombu can drop a
+patch knowingly.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kombu.serialization import prepare_accept_content
@@ -50,6 +64,32 @@ logger = logging.getLogger("queues.transport")
 ENVELOPE_ALLOWANCE = 64 * 1024
 # How much of a quarantined item is kept for a human to read.
 KEPT_BYTES = 64 * 1024
+
+
+# Seconds a pub/sub read may wait once the event loop found its socket readable.
+LISTEN_READ_TIMEOUT = 5.0
+
+
+class _EventLoopReads:
+    """Fix 3, mixed into the class of kombu's pub/sub client (``redis.client.PubSub``)."""
+
+    def parse_response(self, block: bool = True, timeout: float = 0) -> Any:
+        if block:  # kombu's call: only made when the socket is readable, so bound it
+            block, timeout = False, LISTEN_READ_TIMEOUT
+        return super().parse_response(block=block, timeout=timeout)  # type: ignore[misc]
+
+    def _execute(self, conn: Any, command: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # No reconnect-and-retry of redis-py's own: the error reaches kombu and Celery.
+        return command(*args, **kwargs)
+
+
+_PUBSUB_CLASSES: dict[type, type] = {}
+
+
+def _event_loop_pubsub(base: type) -> type:
+    if base not in _PUBSUB_CLASSES:
+        _PUBSUB_CLASSES[base] = type(f"EventLoop{base.__name__}", (_EventLoopReads, base), {})
+    return _PUBSUB_CLASSES[base]
 
 
 def max_message_bytes() -> int:
@@ -99,6 +139,13 @@ class Channel(kombu_redis.Channel):
         # kombu counts KeyError as a connection error; raised while delivering, it is
         # a message Celery cannot read (a missing header), not a lost broker.
         return tuple(e for e in self.connection_errors if not issubclass(e, KeyError))
+
+    @cached_property
+    def subclient(self) -> Any:
+        # Fix 3: kombu's pub/sub client (prefixed or not), with bounded reads.
+        pubsub = self._create_client(asynchronous=True).pubsub()
+        pubsub.__class__ = _event_loop_pubsub(type(pubsub))
+        return pubsub
 
     def close(self) -> None:
         # Fix 1: a BRPOP whose connection died must not stop the close half-way.

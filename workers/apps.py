@@ -1,14 +1,31 @@
 """App config of ``workers``: what runs inside ``celery worker``, presence and scaling."""
 
+from types import ModuleType
 from typing import Any
 
 from django.apps import AppConfig
+
+from workers.duties import DutyFunction, DutyRegistry
 
 
 class WorkersConfig(AppConfig):
     name = "workers"
     verbose_name = "Workers"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def __init__(self, app_name: str, app_module: ModuleType | None) -> None:
+        super().__init__(app_name, app_module)
+        # Filled by other apps' ready(); exists before any ready() runs, so the order of
+        # INSTALLED_APPS does not matter.
+        self.duties = DutyRegistry()
+
+    def register_duty(self, name: str, run: DutyFunction, *, interval_s: float) -> None:
+        """Add a periodic duty to every worker's coordinator thread (see ``workers.duties``).
+
+        Raises:
+            ValueError: ``interval_s`` is not a positive number of seconds.
+        """
+        self.duties.register(name, run, interval_s=interval_s)
 
     def ready(self) -> None:
         from django.db.models.signals import post_migrate

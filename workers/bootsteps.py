@@ -8,7 +8,9 @@ at its own cadence, for the queues this worker consumes:
 - the delayed-job promoter (due jobs → broker), polled at most every 50 ms;
 - the lock heartbeat for the jobs this process runs right now;
 - the stalled-job sweep (locks that expired: worker or host lost);
-- the worker's presence heartbeat (``workers.presence``).
+- the worker's presence heartbeat (``workers.presence``);
+- the duties other apps register through ``workers.duties`` (``deadletter``: the
+  write of dead letters kept in Redis during a database outage).
 
 A duty that meets a Redis or database error waits the shortest
 ``retry_process_delay_ms`` (seed ``retryProcessDelay``) of the served queue
@@ -26,15 +28,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import psutil
 from celery import Celery, bootsteps
 
+from workers.duties import RegisteredDuty, registered
+
 logger = logging.getLogger("queues.worker")
 PROMOTE_POLL = 0.05  # seconds: keeps delayed-job lateness well under 100 ms
 CONSUMER_SYNC = 1.0  # seconds between re-reads of the durable pause flags
-DEAD_LETTER_FLUSH = 5.0  # seconds between looks for dead letters kept during a DB outage
 DRAIN_POLL = 0.5  # seconds between checks for running jobs during a warm shutdown
 
 
@@ -210,7 +214,8 @@ class CoordinatorStep(bootsteps.StartStopStep):
             Duty("locks", self._renew_locks),
             Duty("stalled", self._sweep_stalled),
             Duty("presence", lambda: self._presence(worker)),
-            Duty("dead letters", self._flush_dead_letters),
+            # Other apps' duties (deadletter: the flush of dead letters kept during a DB outage).
+            *(Duty(duty.name, partial(self._run_registered, duty)) for duty in registered()),
         ]
 
     def _loop(self, duties: list[Duty]) -> None:
@@ -280,20 +285,12 @@ class CoordinatorStep(bootsteps.StartStopStep):
         for queue in self._queues:
             recovery.recover_stalled(queue)
         recovery.recover_orphaned_messages(self._queues, older_than_s=interval)
+        recovery.recover_vanished_messages(self._queues)
         return interval / 2
 
-    def _flush_dead_letters(self) -> float:
-        """Write failures kept in Redis while the SQL database was unreachable."""
-        from django.db import DatabaseError
-
-        from deadletter.recording import flush_pending
-
-        try:
-            flush_pending()
-        except DatabaseError as exc:
-            logger.info("dead letters still pending, database unavailable: %s", exc)
-            return _retry_process_delay(self._queues)
-        return DEAD_LETTER_FLUSH
+    def _run_registered(self, duty: RegisteredDuty) -> float:
+        """A duty another app registered (``workers.duties``): its interval, or the retry delay."""
+        return duty.interval_s if duty.run() else _retry_process_delay(self._queues)
 
     def _presence(self, worker: Any) -> float:
         from celery.worker import state

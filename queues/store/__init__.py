@@ -255,57 +255,9 @@ def republish(queue: str, job_id: str, *, gen: int, message: Any) -> bool:
     """Give a still-waiting job of generation ``gen`` a fresh message."""
     args = [job_id, gen, message.gen, message.broker_key, message.body]
     with backend():
-        return bool(_script("REPUBLISH")(keys=[keys.job(queue, job_id)], args=args))
-
-
-def stale_reservations(older_than_s: float, *, limit: int = 200) -> list[dict[str, Any]]:
-    """Messages kombu has handed to a worker more than ``older_than_s`` ago and not acked.
-
-    Reads kombu's own ``unacked`` hash and ``unacked_index`` sorted set; each
-    item is the message's headers plus its routing key.
-    """
-    cli = client()
-    with backend():
-        tags = cli.zrangebyscore(keys.KOMBU_UNACKED_INDEX, "-inf", time.time() - older_than_s,
-                                 start=0, num=limit)
-        raw = cli.hmget(keys.KOMBU_UNACKED, members(tags)) if tags else []
-    found = []
-    for item in raw:
-        if item is None:
-            continue
-        message, _exchange, routing_key = json.loads(item)
-        found.append({**message.get("headers", {}), "routing_key": routing_key})
-    return found
-
-
-def drop_reservations(queue: str, job_id: str, *, up_to_gen: int) -> int:
-    """Forget kombu's unacked copies of a job's messages of generation ``up_to_gen`` or older.
-
-    Called once the coordinator has recovered the job with a newer message: the
-    dead worker's reservation would otherwise be redelivered (as a no-op) only
-    after ``visibility_timeout``. The hash holds one entry per reserved message,
-    so reading it whole is cheap; recovery is rare.
-    """
-    cli = client()
-    with backend():
-        entries = cli.hgetall(keys.KOMBU_UNACKED)
-        stale = [tag for tag, item in entries.items() if _reserves(item, queue, job_id, up_to_gen)]
-        if stale:
-            pipe = cli.pipeline(transaction=False)
-            pipe.hdel(keys.KOMBU_UNACKED, *stale)
-            pipe.zrem(keys.KOMBU_UNACKED_INDEX, *stale)
-            pipe.execute()
-    return len(stale)
-
-
-def _reserves(item: bytes | str, queue: str, job_id: str, up_to_gen: int) -> bool:
-    try:
-        message, _exchange, routing_key = json.loads(item)
-        headers = message.get("headers") or {}
-        return bool(routing_key == queue and headers.get("jq_job") == job_id
-                    and int(headers.get("jq_gen", 0)) <= up_to_gen)
-    except (ValueError, TypeError, AttributeError):
-        return False  # not a message of ours; kombu's own restore deals with it
+        return bool(_script("REPUBLISH")(
+            keys=[keys.job(queue, job_id), keys.state_index(queue, "waiting")],
+            args=[*args, now_ms()]))
 
 
 def stalled_candidates(queue: str, *, limit: int = 100) -> list[str]:
@@ -337,7 +289,9 @@ def change_priority(queue: str, job_id: str, *, priority: int, gen: int,
                     message: Any) -> tuple[bool, str]:
     args = [job_id, priority, gen, message.gen, message.broker_key, message.body]
     with backend():
-        reply = _script("CHANGE_PRIORITY")(keys=[keys.job(queue, job_id)], args=args)
+        reply = _script("CHANGE_PRIORITY")(
+            keys=[keys.job(queue, job_id), keys.state_index(queue, "waiting")],
+            args=[*args, now_ms()])
     return bool(reply[0]), reply[1].decode() if len(reply) > 1 else ""
 
 
@@ -385,6 +339,8 @@ def read_job(queue: str, job_id: str) -> tuple[dict[str, str], list[dict[str, An
 
 # What the SQL database or the broker could not take, held in Redis: in its own module
 # (queues/store/holding.py), which builds on the functions above, so imported last.
+# What the coordinator reads of kombu's own keys (queues/store/broker.py).
+from queues.store.broker import drop_reservations, stale_reservations, unseen_waiting
 from queues.store.holding import (
     count_dead_letter,
     keep_pending_dead_letter,

@@ -1,0 +1,129 @@
+"""DESIGN §3: the apps' imports point one way (no I/O: reads the source with ``ast``).
+
+``workers`` and ``deadletter`` import ``queues``; neither imports the other; ``queues``
+imports neither. Every ``import`` and ``from ... import`` counts wherever it stands (module
+level, inside a function, under ``TYPE_CHECKING``), and relative imports are resolved.
+``coordinator_project`` and ``tests`` may import everything. The first tests run the check
+on small trees written here, so it is seen to bite; the last runs it on the real tree.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deadletter.worker_duties import DEAD_LETTER_FLUSH, DUTY_NAME, WorkerDutyHost
+from workers import duties
+from workers.apps import WorkersConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+# app -> the apps it must never import
+FORBIDDEN = {"queues": {"workers", "deadletter"}, "workers": {"deadletter"},
+             "deadletter": {"workers"}}
+
+
+def _module(root: Path, path: Path) -> tuple[str, bool]:
+    """The dotted module name of ``path`` under ``root``, and whether it is a package."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    is_package = parts[-1] == "__init__"
+    return ".".join(parts[:-1] if is_package else parts), is_package
+
+
+def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> Iterator[str]:
+    """The absolute names one import statement brings in."""
+    if isinstance(node, ast.Import):
+        yield from (alias.name for alias in node.names)
+        return
+    base = node.module or ""
+    if node.level:
+        package = module.split(".") if is_package else module.split(".")[:-1]
+        anchor = package[:len(package) - node.level + 1]  # each dot past the first: one up
+        base = ".".join([*anchor, *([node.module] if node.module else [])])
+    if base:
+        yield base
+    else:  # ``from .. import workers`` at the top of the tree: the names are modules
+        yield from (alias.name for alias in node.names)
+
+
+def violations(root: Path) -> list[str]:
+    """``file:line: app -> other (import name)`` for every forbidden import under ``root``."""
+    found = []
+    for app, forbidden in FORBIDDEN.items():
+        for path in sorted((root / app).rglob("*.py")):
+            module, is_package = _module(root, path)
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if not isinstance(node, ast.Import | ast.ImportFrom):
+                    continue
+                for target in _targets(node, module, is_package):
+                    if target.split(".")[0] in forbidden:
+                        found.append(f"{path.relative_to(root)}:{node.lineno}: "
+                                     f"{app} -> {target.split('.')[0]} (import {target})")
+    return found
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for name, source in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+
+
+BROKEN = {
+    "module level": ("queues/jobs.py", "import workers.presence\n",
+                     "queues/jobs.py:1: queues -> workers (import workers.presence)"),
+    "inside a function": (
+        "queues/sub/health.py", "def f() -> None:\n    from deadletter import services\n",
+        "queues/sub/health.py:2: queues -> deadletter (import deadletter)"),
+    "under TYPE_CHECKING": (
+        "workers/bootsteps.py",
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from deadletter.models import X\n",
+        "workers/bootsteps.py:3: workers -> deadletter (import deadletter.models)"),
+    "relative, from the package above": (
+        "deadletter/apps.py", "from ..workers import presence\n",
+        "deadletter/apps.py:1: deadletter -> workers (import workers)"),
+    "relative, a sibling app by name": (
+        "deadletter/management/verbs.py", "from ... import workers\n",
+        "deadletter/management/verbs.py:1: deadletter -> workers (import workers)"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN.values(), ids=BROKEN.keys())
+def test_the_check_names_the_file_line_and_arrow_of_a_forbidden_import(
+        tmp_path: Path, case: tuple[str, str, str]) -> None:
+    name, source, expected = case
+    _write(tmp_path, {"queues/__init__.py": "", "workers/__init__.py": "",
+                      "deadletter/__init__.py": "", name: source})
+    assert violations(tmp_path) == [expected]
+
+
+def test_the_check_allows_the_arrows_of_design_section_3(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "queues/__init__.py": "", "queues/a.py": "from . import keys\nfrom .store import x\n",
+        "queues/store/b.py": "from .. import keys\nfrom ..jobs import job\n",
+        "workers/c.py": "from queues import store\nimport queues.keys\n",
+        "deadletter/d.py": "from queues.signals import job_failed\nfrom .models import X\n",
+        "deadletter/management/e.py": "from ..services import requeue\n",
+        # The project and the tests may import every app; they are not walked.
+        "coordinator_project/f.py": "import workers, deadletter\n",
+    })
+    assert violations(tmp_path) == []
+
+
+def test_the_real_apps_import_only_what_design_section_3_allows() -> None:
+    walked = {app: len(list((ROOT / app).rglob("*.py"))) for app in FORBIDDEN}
+    assert all(count >= 5 for count in walked.values()), walked  # the walk found the apps
+    assert violations(ROOT) == []
+
+
+def test_deadletter_registers_its_flush_on_the_workers_hook() -> None:
+    [flush] = [duty for duty in duties.registered() if duty.name == DUTY_NAME]
+    assert flush.interval_s == DEAD_LETTER_FLUSH == 5.0
+
+
+def _host(config: WorkersConfig) -> WorkerDutyHost:
+    # Checked by mypy: the workers app config has the hook deadletter relies on.
+    return config
