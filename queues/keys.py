@@ -39,7 +39,7 @@ def state_index(queue: str, state: str) -> str:
     """A sorted set of job ids in ``state`` (score: when they entered it, or due time).
 
     For ``waiting`` the score is when the job's current message was pushed, or
-    lower for a message pushed at the consuming end (``queues.scripts``).
+    lower for a message pushed at the consuming end (``queues.store.scripts``).
     """
     return f"{queue_base(queue)}{state}"
 

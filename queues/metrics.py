@@ -1,7 +1,7 @@
 """Cluster-wide Prometheus metrics, read from Redis when scraped.
 
 No process keeps a metric in memory: the Lua transitions count into each
-queue's stats hash (see ``queues.scripts``), and ``CoordinatorCollector``
+queue's stats hash (see ``queues.store.scripts``), and ``CoordinatorCollector``
 turns those hashes, the state indexes, the paused flags and the worker
 presence sets into metric families at scrape time. Every web process thus
 serves the same numbers, whichever worker did the work. There is no Celery

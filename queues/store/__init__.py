@@ -20,9 +20,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from queues import keys, scripts
+from queues import keys
 from queues.conf import settings
 from queues.exceptions import BackendUnavailable
+from queues.store import scripts
 from queues.store.replies import members, scored, text, text_hash
 
 STATS_BUCKET_TTL_MS = 2 * 3600 * 1000  # per-minute stats live two hours
@@ -65,7 +66,7 @@ def probe_client(timeout_s: float) -> redis.Redis:
 def _script(name: str) -> Any:
     cli = client()
     if name not in _conn.scripts:
-        _conn.scripts[name] = cli.register_script(getattr(scripts, name))
+        _conn.scripts[name] = cli.register_script(scripts.source(name))
     return _conn.scripts[name]
 
 
@@ -126,7 +127,7 @@ def enqueue(batch: JobBatch, jobs: Sequence[NewJob], *, now: int) -> list[bool]:
         keys.stats(queue), keys.known_queues(),
     ]
     with backend():
-        flags = _script("ENQUEUE")(keys=script_keys, args=argv)
+        flags = _script("enqueue")(keys=script_keys, args=argv)
     return [bool(flag) for flag in flags]
 
 
@@ -171,7 +172,7 @@ def claim(queue: str, job_id: str, *, gen: int, token: str, worker: str) -> Clai
     ]
     args = [job_id, gen, token, now, settings.MAX_JOB_AGE, STATS_BUCKET_TTL_MS]
     with backend():
-        reply = _script("CLAIM")(keys=script_keys, args=args)
+        reply = _script("claim")(keys=script_keys, args=args)
     if reply[0] == 1:
         return Claim(True, attempt=int(reply[1]), max_attempts=int(reply[2]))
     if reply[0] == 2:
@@ -195,7 +196,7 @@ def finish(queue: str, job_id: str, *, token: str, state: str, worker: str,
     for field, value in fields.items():
         argv += [field, value]
     with backend():
-        reply = _script("FINISH")(keys=script_keys, args=argv)
+        reply = _script("finish")(keys=script_keys, args=argv)
     return None if reply == 0 else _decode(reply)
 
 
@@ -208,7 +209,7 @@ def retry(queue: str, job_id: str, *, token: str, due: int, message: Any,
     ]
     args = [job_id, token, now_ms(), due, message.gen, message.broker_key, message.body, *error]
     with backend():
-        return bool(_script("RETRY")(keys=script_keys, args=args))
+        return bool(_script("retry")(keys=script_keys, args=args))
 
 
 def release(queue: str, parked: Sequence[tuple[str, int, Any]]) -> tuple[int, bool]:
@@ -222,7 +223,7 @@ def release(queue: str, parked: Sequence[tuple[str, int, Any]]) -> tuple[int, bo
     script_keys = [keys.meta(queue), keys.state_index(queue, "paused"),
                    keys.state_index(queue, "waiting")]
     with backend():
-        released, resumed = _script("RELEASE")(keys=script_keys, args=args)
+        released, resumed = _script("release")(keys=script_keys, args=args)
     return int(released), bool(resumed)
 
 
@@ -230,7 +231,7 @@ def promote(queue: str, *, limit: int = 1000) -> tuple[int, int]:
     """Move due delayed jobs to waiting: (how many, next due time or -1)."""
     script_keys = [keys.state_index(queue, "delayed"), keys.state_index(queue, "waiting")]
     with backend():
-        moved, next_due = _script("PROMOTE")(
+        moved, next_due = _script("promote")(
             keys=script_keys, args=[keys.queue_base(queue), now_ms(), limit])
     return int(moved), int(next_due)
 
@@ -247,7 +248,7 @@ def recover(queue: str, job_id: str, *, mode: str, token: str, gen: int,
     args = [job_id, now, mode, token, gen, message.gen, message.broker_key, message.body,
             STATS_BUCKET_TTL_MS]
     with backend():
-        reply = _script("RECOVER")(keys=script_keys, args=args)
+        reply = _script("recover")(keys=script_keys, args=args)
     return int(reply[0]), _decode(reply[1:]) if reply[0] == 2 else None
 
 
@@ -255,7 +256,7 @@ def republish(queue: str, job_id: str, *, gen: int, message: Any) -> bool:
     """Give a still-waiting job of generation ``gen`` a fresh message."""
     args = [job_id, gen, message.gen, message.broker_key, message.body]
     with backend():
-        return bool(_script("REPUBLISH")(
+        return bool(_script("republish")(
             keys=[keys.job(queue, job_id), keys.state_index(queue, "waiting")],
             args=[*args, now_ms()]))
 
@@ -274,14 +275,14 @@ def extend_locks(queue: str, owned: Sequence[tuple[str, str]]) -> int:
     for job_id, token in owned:
         args += [job_id, token]
     with backend():
-        return int(_script("EXTEND_LOCKS")(keys=[keys.state_index(queue, "active")], args=args))
+        return int(_script("extend_locks")(keys=[keys.state_index(queue, "active")], args=args))
 
 
 def cancel(queue: str, job_id: str) -> tuple[bool, str]:
     script_keys = [keys.job(queue, job_id)] + [
         keys.state_index(queue, s) for s in ("waiting", "delayed", "cancelled", "paused")]
     with backend():
-        ok, detail = _script("CANCEL")(keys=script_keys, args=[job_id, now_ms()])
+        ok, detail = _script("cancel")(keys=script_keys, args=[job_id, now_ms()])
     return bool(ok), detail.decode()
 
 
@@ -289,7 +290,7 @@ def change_priority(queue: str, job_id: str, *, priority: int, gen: int,
                     message: Any) -> tuple[bool, str]:
     args = [job_id, priority, gen, message.gen, message.broker_key, message.body]
     with backend():
-        reply = _script("CHANGE_PRIORITY")(
+        reply = _script("change_priority")(
             keys=[keys.job(queue, job_id), keys.state_index(queue, "waiting")],
             args=[*args, now_ms()])
     return bool(reply[0]), reply[1].decode() if len(reply) > 1 else ""
@@ -306,7 +307,7 @@ def clean(queue: str, state: str, *, older_than_ms: int, limit: int = 1000) -> i
     """Delete up to ``limit`` records of ``state`` finished more than ``older_than_ms`` ago."""
     args = [keys.queue_base(queue), now_ms() - older_than_ms, limit]
     with backend():
-        return int(_script("CLEAN")(keys=[keys.state_index(queue, state)], args=args))
+        return int(_script("clean")(keys=[keys.state_index(queue, state)], args=args))
 
 
 def set_progress(queue: str, job_id: str, progress: int) -> None:

@@ -12,7 +12,7 @@ connection, leaves the job ``waiting`` with no message anywhere.
 ``unseen_waiting`` finds such jobs without scanning a list: every script that
 pushes a message sets the job's score in the waiting index so that, per
 broker list, the scores rise from the end kombu pops to the end producers
-push (``queues.scripts``). A waiting job older than the job at the popping end
+push (``queues.store.scripts``). A waiting job older than the job at the popping end
 of its list has left the list; unless kombu holds it as reserved, it is in
 flight to a worker (milliseconds) or gone. The caller confirms a suspect on
 its next sweep before publishing a new generation, which makes any late copy

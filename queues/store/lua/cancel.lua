@@ -1,0 +1,20 @@
+-- KEYS: job, waiting, delayed, cancelled, paused
+-- ARGV: job id, now
+-- Returns: {1, 'cancelled'}, {1, 'requested'} for an active job (cooperative),
+--          or {0, state} when there is nothing to cancel.
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0, 'missing'} end
+if state == 'waiting' or state == 'delayed' or state == 'paused' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[2])
+  redis.call('HDEL', KEYS[1], 'msg', 'broker_key')
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+  return {1, 'cancelled'}
+end
+if state == 'active' then
+  redis.call('HSET', KEYS[1], 'cancel_requested', 1)
+  return {1, 'requested'}
+end
+return {0, state}

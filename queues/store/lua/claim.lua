@@ -1,0 +1,46 @@
+-- KEYS: job, waiting, active, failed, stats, queue meta, paused index, worker, minute bucket
+-- ARGV: job id, generation, owner token, now, max age ms (0: no limit), bucket ttl ms
+-- Returns: {1, attempt, max attempts} when claimed, {2, record...} when it
+--          expired, else {0, reason}.
+--
+-- The lock lasts the record's lock_ms (the queue type's stalledInterval). A job
+-- runnable for longer than max age (DESIGN §8.1), or past its options' deadline_ms
+-- (Celery's ``expires``, §8.23), fails as 'expired' instead, through fail_job
+-- (fail_job.lua, prepended by the loader). On a paused queue the job is parked
+-- (state 'paused', in order); on a paused worker it is left waiting.
+local cur = redis.call('HMGET', KEYS[1], 'state', 'gen', 'attempts_made', 'lock_ms',
+                      'max_attempts', 'runnable_at', 'opts')
+if not cur[1] then return {0, 'missing'} end
+if cur[1] ~= 'waiting' then return {0, cur[1]} end
+if cur[2] ~= ARGV[2] then return {0, 'superseded'} end
+if redis.call('HGET', KEYS[6], 'paused') == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[7], redis.call('HINCRBY', KEYS[6], 'park_seq', 1), ARGV[1])
+  redis.call('HSET', KEYS[1], 'state', 'paused')
+  return {0, 'parked'}
+end
+if redis.call('HGET', KEYS[8], 'paused') == '1' then return {0, 'worker-paused'} end
+local now = tonumber(ARGV[4])
+local max_age, why = tonumber(ARGV[5]), nil
+if max_age > 0 and now - tonumber(cur[6]) > max_age then
+  why = 'job was runnable for longer than MAX_JOB_AGE before a worker took it'
+elseif cur[7] and not string.find(cur[7], '"deadline_ms":null', 1, true)
+    and now > (tonumber(cjson.decode(cur[7]).deadline_ms) or math.huge) then
+  why = 'job was not started before its deadline (expires)'
+end
+if why then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HINCRBY', KEYS[5], 'expired', 1)
+  local record = fail_job(KEYS[1], ARGV[1], {
+    now = now, name = redis.call('HGET', KEYS[1], 'name'), stats = KEYS[5], index = KEYS[4],
+    bucket = KEYS[9], ttl = ARGV[6], untimed = true,
+    details = {'failed_reason', 'expired', 'error_type', 'JobExpired', 'error', why}})
+  table.insert(record, 1, 2)
+  return record
+end
+local attempt = tonumber(cur[3]) + 1
+redis.call('HSET', KEYS[1], 'state', 'active', 'owner', ARGV[3],
+           'processed_at', now, 'attempts_made', attempt)
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], now + tonumber(cur[4]), ARGV[1])
+return {1, attempt, tonumber(cur[5])}

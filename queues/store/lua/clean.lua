@@ -1,0 +1,12 @@
+-- KEYS: a finished-state index (completed or failed)
+-- ARGV: base, cutoff time, limit
+-- Returns: how many records were deleted.
+--
+-- Deletes up to ``limit`` records that entered the state before the cutoff.
+local base = ARGV[1]
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  redis.call('DEL', base .. 'job:' .. id, base .. 'job:' .. id .. ':logs')
+  redis.call('ZREM', KEYS[1], id)
+end
+return #ids
