@@ -237,17 +237,15 @@ def change_priority(queue: str, job_id: str, priority: int, *, actor: str = "sys
     """
     options.parse({"priority": priority}, where="change_priority")
     for _ in range(5):  # retried only if another change raced this one
-        found = store.read_job(queue, job_id)
-        if found is None:
+        record = store.read_record(queue, job_id)
+        if record is None:
             raise JobNotFound(queue, job_id)
-        record = found[0]
-        gen = int(record["gen"])
-        message = producer.rebuild_message(record, gen=gen + 1, priority=priority)
-        ok, reason = store.change_priority(queue, job_id, priority=priority, gen=gen,
+        message = producer.next_message(record, priority=priority)
+        ok, reason = store.change_priority(queue, job_id, priority=priority, gen=record.gen,
                                            message=message)
         if ok:
             signals.announce(actor, "change_priority", target_type="job", target_id=job_id,
-                             queue=queue, job_id=job_id, previous=int(record["priority"]),
+                             queue=queue, job_id=job_id, previous=record.priority,
                              priority=priority)
             return
         if reason != "superseded":

@@ -141,12 +141,11 @@ def _parked_batch(name: str, size: int = 500) -> list[tuple[str, int, Any]]:
         ids = store.members(store.client().zrange(keys.state_index(name, "paused"), 0, size - 1))
     batch = []
     for job_id in ids:
-        found = store.read_job(name, job_id)
-        if found is None or found[0].get("state") != "paused":
+        record = store.read_record(name, job_id)
+        if record is None or record.state != "paused":
             store.client().zrem(keys.state_index(name, "paused"), job_id)
             continue
-        record, gen = found[0], int(found[0]["gen"])
-        batch.append((job_id, gen, producer.rebuild_message(record, gen=gen + 1)))
+        batch.append((job_id, record.gen, producer.next_message(record)))
     return batch[::-1]
 
 

@@ -142,20 +142,24 @@ def job_task(task_name: str) -> JobTask:
     return task
 
 
-def rebuild_message(record: dict[str, str], *, gen: int,
-                    priority: int | None = None) -> BuiltMessage:
-    """A fresh message for an existing job (new generation, maybe a new priority).
+def next_message(record: store.JobRecord, *, priority: int | None = None) -> BuiltMessage:
+    """The job's next message: generation ``record.gen + 1``, its priority unless one is given.
 
-    The headers come from the record, as ``_new_job`` set them: ``client``
-    only when the record has a ``client_id``.
+    Every message but a job's first is made here (a retry, a recovery, a
+    hand-over, a release from pause, a priority change). The headers come from
+    the record, as ``_new_job`` set them: ``client`` only when the job has a
+    ``client_id``.
+
+    Raises:
+        UnknownJobType: the job's task is not loaded in this process.
     """
-    task = job_task(record["task"])
-    headers: dict[str, Any] = {"job": record["id"], "gen": gen,
-                               "trace": record.get("trace_id", "")}
-    if record.get("client_id"):
-        headers["client"] = record["client_id"]
+    task = job_task(record.task)
+    headers: dict[str, Any] = {"job": record.id, "gen": record.gen + 1,
+                               "trace": record.trace_id}
+    if record.client_id:
+        headers["client"] = record.client_id
     return _template(task).build(
-        json.loads(record["data"]),
-        priority=int(record["priority"]) if priority is None else priority,
+        json.loads(record.data),
+        priority=record.priority if priority is None else priority,
         job_headers=headers,
     )

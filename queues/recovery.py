@@ -14,26 +14,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Literal
 
 from queues import producer, store
 from queues.exceptions import UnknownJobType
-from queues.signals import job_failed
+from queues.failures import failed_for_good
 
 logger = logging.getLogger("queues.recovery")
-_RECORD_FIELDS = ("id", "task", "data", "priority", "trace_id", "client_id", "gen")
 
 
-def _recover(queue: str, job_id: str, *, mode: str, token: str = "") -> int:
-    values = store.fields(queue, job_id, *_RECORD_FIELDS)
-    if values[0] is None:
+def _recover(queue: str, job_id: str, *, mode: Literal["stalled", "lost"],
+             token: str = "") -> int:
+    record = store.read_record(queue, job_id)
+    if record is None:
         return 0
-    record = {k: v for k, v in zip(_RECORD_FIELDS, values, strict=True) if v is not None}
-    gen = int(record["gen"])
+    gen = record.gen
     try:
-        message = producer.rebuild_message(record, gen=gen + 1)
+        message = producer.next_message(record)
     except UnknownJobType:
         logger.error("cannot recover %s/%s: job type %s is not loaded in this worker",
-                     queue, job_id, record["task"])
+                     queue, job_id, record.task)
         return 0
     outcome, failed = store.recover(queue, job_id, mode=mode, token=token, gen=gen,
                                     message=message)
@@ -42,8 +42,7 @@ def _recover(queue: str, job_id: str, *, mode: str, token: str = "") -> int:
     if outcome == 1:
         logger.warning("job %s/%s %s: returned to waiting", queue, job_id, mode)
     elif outcome == 2 and failed is not None:
-        logger.error("job %s/%s %s too often: failed", queue, job_id, mode)
-        job_failed.send(sender=None, queue=queue, job_id=job_id, record=failed)
+        failed_for_good(queue, job_id, failed, how=mode)
     return outcome
 
 
@@ -116,12 +115,10 @@ def hand_over(queue: str, job_id: str, *, gen: int) -> bool:
     Used when a paused worker receives a job, and for messages stranded in a
     dead worker. False when the job moved on meanwhile.
     """
-    values = store.fields(queue, job_id, *_RECORD_FIELDS)
-    if values[0] is None or values[-1] != str(gen):
+    record = store.read_record(queue, job_id)
+    if record is None or record.gen != gen:
         return False
-    record = {k: v for k, v in zip(_RECORD_FIELDS, values, strict=True) if v is not None}
-    return store.republish(queue, job_id, gen=gen,
-                           message=producer.rebuild_message(record, gen=gen + 1))
+    return store.republish(queue, job_id, gen=gen, message=producer.next_message(record))
 
 
 def extend_locks(running: Iterable[tuple[str, str, str]]) -> int:

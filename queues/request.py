@@ -106,7 +106,6 @@ class JobRequest(Request):
         tb = "".join(traceback.format_exception(exc)) or repr(exc)
         try:
             retried = fail_attempt(self.task, job_id, token=self.id,
-                                   gen=int(self._request_dict["jq_gen"]),
                                    worker=self.hostname or "", exc=exc, tb=tb)
         except BackendUnavailable as err:
             # The lock expires on its own; the stall sweep finishes the job.

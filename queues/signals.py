@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 # Sent once, in the worker, when a job reaches the failed state for good
-# (attempts exhausted, non-retryable error, expired, stalled too often).
+# (attempts exhausted, non-retryable error, expired, stalled too often), and
+# only by ``queues.failures.failed_for_good``.
 # Arguments: queue, job_id, record (the job's final record, a dict of strings).
 job_failed = Signal()
 

@@ -18,7 +18,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, NoReturn, TypeVar
 
 import pydantic
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
@@ -28,10 +28,10 @@ from celery.exceptions import Ignore, Retry
 from queues import producer, recovery, retry, store
 from queues.context import JobContext
 from queues.exceptions import BackendUnavailable, JobValidationError, QueueTypeNotFound
+from queues.failures import failed_for_good
 from queues.options import Backoff, JobOptions
 from queues.payload import check as check_payload
 from queues.records import JobHandle
-from queues.signals import job_failed
 
 logger = logging.getLogger("queues.jobs")
 
@@ -135,9 +135,8 @@ class JobTask(Task):
         claim = store.claim(self.job_queue, job_id, gen=req.jq_gen, token=task_id,
                             worker=req.hostname or "")
         if claim.expired_record is not None:
-            logger.warning("job %s/%s expired before it started", self.job_queue, job_id)
-            job_failed.send(sender=type(self), queue=self.job_queue, job_id=job_id,
-                            record=claim.expired_record)
+            failed_for_good(self.job_queue, job_id, claim.expired_record, how="expired",
+                            sender=type(self))
         if claim.reason == "worker-paused":
             recovery.hand_over(self.job_queue, job_id, gen=int(req.jq_gen))
         if not claim.claimed:
@@ -166,8 +165,8 @@ class JobTask(Task):
         except Exception as exc:
             tb = traceback.format_exc()
             delay_ms = when_redis_answers(self.job_queue, functools.partial(
-                fail_attempt, self, ctx.job_id, token=token, gen=int(req.jq_gen),
-                worker=req.hostname or "", exc=exc, tb=tb))
+                fail_attempt, self, ctx.job_id, token=token, worker=req.hostname or "",
+                exc=exc, tb=tb))
             if delay_ms is not None:
                 raise Retry(exc=exc, when=delay_ms / 1000) from exc
             raise
@@ -192,10 +191,9 @@ class JobTask(Task):
             submitted = producer.submit(self, [payload_from_call(args, kwargs)],
                                         {"job_id": task_id})
         except JobValidationError as exc:
-            logger.error("untracked message %s for %s/%s refused, dead-lettered: %s", task_id,
-                         self.job_queue, self.job_name, exc)
-            job_failed.send(sender=type(self), queue=self.job_queue, job_id=task_id,
-                            record=_refused_record(self, task_id, (args, kwargs), exc))
+            failed_for_good(self.job_queue, task_id,
+                            _refused_record(self, task_id, (args, kwargs), exc),
+                            how="refused", sender=type(self))
             raise Ignore() from None
         logger.info("adopted untracked message %s as job %s/%s", task_id, self.job_queue,
                     submitted[0].job_id)
@@ -245,7 +243,7 @@ def _lock_seconds(queue: str) -> float:
         return settings.WORKER_STALLED_INTERVAL / 1000
 
 
-def fail_attempt(task: JobTask, job_id: str, *, token: str, gen: int, worker: str,
+def fail_attempt(task: JobTask, job_id: str, *, token: str, worker: str,
                  exc: BaseException, tb: str) -> int | None:
     """End a failed attempt: back through the delayed set, or the job fails for good.
 
@@ -257,18 +255,19 @@ def fail_attempt(task: JobTask, job_id: str, *, token: str, gen: int, worker: st
     Raises:
         BackendUnavailable: Redis is unreachable.
     """
-    names = ("id", "task", "data", "priority", "trace_id", "client_id", "opts",
-             "attempts_made", "max_attempts")
-    record = dict(zip(names, store.fields(task.job_queue, job_id, *names), strict=True))
-    backoff = Backoff.model_validate(json.loads(record["opts"] or "{}").get("backoff", {}))
-    decision = retry.decide(exc, attempt=int(record["attempts_made"] or 0),
-                            max_attempts=int(record["max_attempts"] or 1), backoff=backoff,
+    record = store.read_record(task.job_queue, job_id)
+    if record is None:  # trimmed or destroyed meanwhile: nothing owns it any more
+        return None
+    backoff = Backoff.model_validate(record.options.get("backoff", {}))
+    decision = retry.decide(exc, attempt=record.attempts_made,
+                            max_attempts=record.max_attempts, backoff=backoff,
                             dont_retry=task.dont_retry)
     if decision is None:
         _record_failure(task, job_id, token=token, worker=worker, exc=exc, tb=tb)
         return None
-    # The job is active, so its record holds every field the enqueue script wrote.
-    message = producer.rebuild_message(cast("dict[str, str]", record), gen=gen + 1)
+    # Owned by ``token``, the job is at the generation of the message it runs
+    # (the claim checked it), so this is the generation after that one.
+    message = producer.next_message(record)
     if store.retry(task.job_queue, job_id, token=token, due=store.now_ms() + decision.delay_ms,
                    message=message, error=(type(exc).__name__, error_text(exc))):
         return decision.delay_ms
@@ -295,7 +294,7 @@ def _record_failure(task: JobTask, job_id: str, *, token: str, worker: str,
     record = store.finish(task.job_queue, job_id, token=token, state="failed", worker=worker,
                           fields=fields)
     if record is not None:
-        job_failed.send(sender=type(task), queue=task.job_queue, job_id=job_id, record=record)
+        failed_for_good(task.job_queue, job_id, record, how="finished", sender=type(task))
 
 
 def _refused_record(task: JobTask, task_id: str, call: tuple[Any, Any],

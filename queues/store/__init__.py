@@ -24,6 +24,8 @@ from queues import keys
 from queues.conf import settings
 from queues.exceptions import BackendUnavailable
 from queues.store import scripts
+from queues.store.records import FIELDS as _RECORD_FIELDS
+from queues.store.records import JobRecord
 from queues.store.replies import members, scored, text, text_hash
 
 STATS_BUCKET_TTL_MS = 2 * 3600 * 1000  # per-minute stats live two hours
@@ -301,6 +303,11 @@ def fields(queue: str, job_id: str, *names: str) -> list[str | None]:
     with backend():
         values = client().hmget(keys.job(queue, job_id), names)
     return [text(v) if v is not None else None for v in values]
+
+
+def read_record(queue: str, job_id: str) -> JobRecord | None:
+    """The typed record of a job (one round trip), or None when there is no such job."""
+    return JobRecord.from_values(fields(queue, job_id, *_RECORD_FIELDS))
 
 
 def clean(queue: str, state: str, *, older_than_ms: int, limit: int = 1000) -> int:

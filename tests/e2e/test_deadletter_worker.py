@@ -83,7 +83,8 @@ def test_failures_during_a_database_outage_are_written_when_it_is_back(
     rows = wait_for(lambda: DeadLetter.objects.count() == 5 and DeadLetter.objects.all(),
                     timeout=30)
     assert {row.job_id for row in rows} == {h.id for h in handles}
-    assert r.llen(keys.pending_dead_letters()) == 0
+    # The flush trims the pending list once the rows are written.
+    wait_for(lambda: r.llen(keys.pending_dead_letters()) == 0)
 
 
 def test_a_poison_dead_letter_does_not_block_the_ones_a_worker_writes_after_it(
@@ -98,6 +99,7 @@ def test_a_poison_dead_letter_does_not_block_the_ones_a_worker_writes_after_it(
         assert handle.wait(20).state == "failed"
     rows = wait_for(lambda: DeadLetter.objects.count() == 3 and DeadLetter.objects.all())
     assert {row.job_id for row in rows} == {h.id for h in handles}
-    assert r.llen(keys.pending_dead_letters()) == 0
+    # The flush trims the pending list once the rows are written.
+    wait_for(lambda: r.llen(keys.pending_dead_letters()) == 0)
     [held] = r.lrange(keys.dead_letter_quarantine(Q), 0, -1)
     assert json.loads(held)["job_id"] == "poison"

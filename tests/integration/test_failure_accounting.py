@@ -67,7 +67,7 @@ def test_a_timed_out_last_attempt_counts_with_its_time(r: redis.Redis) -> None:
     resilience_queue_type(stalled_interval_ms=30000, max_stalled_count=1)
     handle = enqueue(R, "t-work", {}, attempts=1)
     assert claim(R, handle.id).claimed
-    assert fail_attempt(t.work, handle.id, token="tok", gen=1, worker="w@test",
+    assert fail_attempt(t.work, handle.id, token="tok", worker="w@test",
                         exc=TimeLimitExceeded(1.5), tb="killed") is None
     info = get_job(R, handle.id)
     assert (info.failed_reason, info.error_type) == ("timeout", "TimeLimitExceeded")
