@@ -2,7 +2,8 @@
 
 Configuration comes from Django settings (``CELERY_*``). Jobs declared with
 ``queues.jobs.job`` route themselves to their queue type's Redis queue; the
-worker bootsteps are added in ``workers.bootsteps`` when the worker app loads;
+worker's coordinator step (``workers.bootsteps``) is added by name, so it is
+imported only when a worker starts;
 ``workers.concurrency`` sizes a worker's pool from its queue type when no ``-c``
 is given.
 """
@@ -22,15 +23,9 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-def _install_worker_steps() -> None:
-    # Imported lazily: bootsteps need Django's app registry, which is ready
-    # only once the worker has imported the project.
-    from workers.bootsteps import install
-
-    install(app)
-
-
-_install_worker_steps()
+# By name: Celery imports the step (and with it ``workers``) only when a worker builds
+# its blueprint, so importing this module loads none of the apps.
+app.steps["worker"].add("workers.bootsteps:CoordinatorStep")
 
 
 @worker_init.connect(weak=False, dispatch_uid="jq-pool-from-queue-type")

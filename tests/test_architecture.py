@@ -1,10 +1,11 @@
-"""DESIGN §3: the apps' imports point one way (no I/O: reads the source with ``ast``).
+"""DESIGN §3: the apps' imports point one way (read from the source with ``ast``).
 
 ``workers`` and ``deadletter`` import ``queues``; neither imports the other; ``queues``
 imports neither. Every ``import`` and ``from ... import`` counts wherever it stands (module
 level, inside a function, under ``TYPE_CHECKING``), and relative imports are resolved.
 ``coordinator_project`` and ``tests`` may import everything. The first tests run the check
-on small trees written here, so it is seen to bite; the last runs it on the real tree.
+on small trees written here, so it is seen to bite; then it runs on the real tree. The last
+test imports the Celery app in a fresh interpreter: it must load none of the apps.
 """
 
 from __future__ import annotations
@@ -127,3 +128,16 @@ def test_deadletter_registers_its_flush_on_the_workers_hook() -> None:
 def _host(config: WorkersConfig) -> WorkerDutyHost:
     # Checked by mypy: the workers app config has the hook deadletter relies on.
     return config
+
+
+def test_importing_the_celery_app_loads_none_of_the_apps() -> None:
+    # coordinator_project/celery.py adds the worker step by name: a process that only
+    # imports the app (a producer, beat, Flower) pays for no app module at import time.
+    import subprocess
+    import sys
+
+    probe = ("import sys, coordinator_project.celery; print(','.join(sorted("
+             "m for m in sys.modules if m.split('.')[0] in {'queues', 'workers', 'deadletter'})))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, check=True, timeout=60)
+    assert out.stdout.strip() == ""

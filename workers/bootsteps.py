@@ -32,8 +32,9 @@ from functools import partial
 from typing import Any
 
 import psutil
-from celery import Celery, bootsteps
+from celery import bootsteps
 
+import workers.control  # noqa: F401  (registers the jq_sync_consumers remote-control command)
 from workers.duties import RegisteredDuty, registered
 
 logger = logging.getLogger("queues.worker")
@@ -313,9 +314,3 @@ def pool_size(worker: Any) -> int:
     size = getattr(worker.pool, "num_processes", None)
     return int(size) if size else int(worker.concurrency)
 
-
-def install(app: Celery) -> None:
-    """Add the coordinator's steps and remote-control commands to ``app``'s workers."""
-    import workers.control  # noqa: F401  (registers jq_sync_consumers)
-
-    app.steps["worker"].add(CoordinatorStep)
