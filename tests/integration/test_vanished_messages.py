@@ -102,3 +102,19 @@ def test_a_priority_change_and_a_release_keep_the_order_the_sweep_relies_on(
     assert sweep_twice() == 0
     assert {j for j, _gen in generations(r) + generations(r, 3)} == {
         first.id, second.id, third.id}
+
+
+@pytest.mark.parametrize("item", [b"\xff\xfe not utf-8", b"not json", b"[1, 2]",
+                                  b'{"headers": "a string"}',
+                                  b'{"headers": {"jq_job": "x", "jq_gen": "NaN"}}'])
+def test_a_malformed_item_at_the_popping_end_says_nothing_and_breaks_nothing(
+        r: redis.Redis, item: bytes) -> None:
+    lost, *_rest = enqueue_many(Q, "t-echo", [{"value": i} for i in range(3)])
+    r.zincrby(keys.state_index(Q, "waiting"), -10_000, lost.id)
+    assert r.rpop(Q) is not None
+    r.rpush(Q, item)  # what a worker will quarantine when it gets there
+    # Behind an item that is not one of ours, nothing can be told about the list: no republish.
+    assert sweep_twice() == 0
+    assert as_int(r.hget(keys.job(Q, lost.id), "gen")) == 1
+    assert r.rpop(Q) == item
+    assert sweep_twice() == 1  # once the item is gone, the lost job is found
