@@ -216,11 +216,10 @@ def frame(clock: str, logins: Logins | None, rows: list[QueueRow]) -> str:
 
 def live_pools(now_ms: int) -> dict[str, tuple[int, ...]]:
     """Pool size of each live worker per queue (live as ``queue_status`` counts workers)."""
-    from queues.conf import settings as conf
-    from queues.manager import LIVE_HEARTBEATS
+    from queues.store.workers import live_since
     from workers.presence import list_workers
 
-    since = now_ms - LIVE_HEARTBEATS * conf.WORKER_HEARTBEAT_INTERVAL
+    since = live_since(now_ms)
     pools: dict[str, list[int]] = {name: [] for name in QUEUES}
     for worker in list_workers():
         if worker.last_activity.timestamp() * 1000 >= since:

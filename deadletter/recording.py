@@ -29,8 +29,9 @@ from django.utils import timezone
 
 from deadletter.conf import settings
 from deadletter.models import DeadLetter
-from queues import keys, store
+from queues import store
 from queues.exceptions import BackendUnavailable
+from queues.store import alerts
 
 logger = logging.getLogger("deadletter")
 
@@ -253,8 +254,7 @@ def check_failure_patterns(queue: str, job_name: str, error_type: str) -> bool:
     if count <= settings.FAILURE_ALERT_THRESHOLD:
         return False
     window = settings.FAILURE_ALERT_WINDOW
-    with store.backend():
-        fresh = store.client().set(keys.failure_alert(queue, job_name), count, nx=True, ex=window)
+    fresh = alerts.open_alert_window(queue, job_name, count, window_s=window)
     if fresh:
         logger.warning("High failure rate detected: queue=%s job_type=%s failures=%d in %ds "
                        "(last error %s)", queue, job_name, count, window, error_type)

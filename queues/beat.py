@@ -22,9 +22,10 @@ from croniter import croniter
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from queues import producer, store
+from queues import producer
 from queues.records import JobHandle
-from queues.scheduling import CRON_FIELDS, runs_key
+from queues.scheduling import CRON_FIELDS
+from queues.store import recurring as recurring_store
 from queues.task import JobTask
 
 logger = logging.getLogger("queues.beat")
@@ -61,7 +62,7 @@ def enqueue_run(task: JobTask, row: PeriodicTask, now: datetime, sched: Any) -> 
     data = spec.get("data") if recurring else spec
     options = dict(spec.get("options") or {}) if recurring else {}
     max_runs = spec.get("max_runs") if recurring else None
-    if max_runs is not None and int(store.client().get(runs_key(row.id)) or 0) >= max_runs:
+    if max_runs is not None and recurring_store.runs(row.id) >= max_runs:
         _disable(row, "max_runs reached")
         return None
     tick = nominal_tick(sched, now)
@@ -69,7 +70,7 @@ def enqueue_run(task: JobTask, row: PeriodicTask, now: datetime, sched: Any) -> 
     options["job_id"] = f"recurring:{row.id}:{tick.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     submitted = producer.submit(task, [data], options)[0]
     if submitted.created and max_runs is not None:
-        runs = int(store.client().incr(runs_key(row.id)))
+        runs = recurring_store.count_run(row.id)
         if runs >= max_runs:
             _disable(row, f"ran {runs} of max_runs={max_runs}")
     return JobHandle(task.job_queue, submitted.job_id, created=submitted.created)

@@ -13,9 +13,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from queues import keys, manager, registry, stats, store
-from queues.conf import LazySettings, settings
+from queues import manager, registry, stats, store
+from queues.conf import LazySettings
 from queues.exceptions import BackendUnavailable
+from queues.store import workers as worker_store
 
 
 class HealthSettings(LazySettings):
@@ -263,19 +264,6 @@ class OptimizationResult:
         return dataclasses.asdict(self)
 
 
-def _worker_rows(name: str) -> list[list[bytes | None]]:
-    live_since = store.now_ms() - manager.LIVE_HEARTBEATS * settings.WORKER_HEARTBEAT_INTERVAL
-    cli = store.client()
-    with store.backend():
-        hosts = store.members(cli.zrangebyscore(keys.queue_workers(name), live_since, "+inf"))
-        pipe = cli.pipeline(transaction=False)
-        for host in hosts:
-            pipe.hmget(keys.worker(host), "rss_bytes", "cpu_percent", "active_jobs",
-                       "concurrency")
-        rows: list[list[bytes | None]] = pipe.execute()
-    return [row for row in rows if row[0] is not None]  # hashes can expire between reads
-
-
 def analyze_bottlenecks(name: str) -> BottleneckAnalysis:
     """Backlog, throughput, errors and worker resources of one queue.
 
@@ -284,7 +272,7 @@ def analyze_bottlenecks(name: str) -> BottleneckAnalysis:
         BackendUnavailable: Redis is unreachable.
     """
     measured = _health_metrics(name)
-    rows = [[float(value or 0) for value in row] for row in _worker_rows(name)]
+    rows = worker_store.live_resources(name)
     rss = [row[0] for row in rows]
     slots = sum(row[3] for row in rows)
     limit = health_settings.WORKER_MEMORY_LIMIT

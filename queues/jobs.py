@@ -23,7 +23,7 @@ from typing import Any, Literal, overload
 import pydantic
 from celery import current_app, shared_task
 
-from queues import keys, options, producer, registry, signals, store
+from queues import options, producer, registry, signals, store
 from queues.conf import settings
 from queues.exceptions import (
     ConfigurationError,
@@ -272,15 +272,6 @@ def scheduled_jobs(queue: str, limit: int = 100) -> list[ScheduledJob]:
         QueueTypeNotFound: ``queue`` is not registered.
     """
     registry.get(queue)
-    with store.backend():
-        due = store.scored(store.client().zrange(keys.state_index(queue, "delayed"), 0,
-                                                 limit - 1, withscores=True))
-        pipe = store.client().pipeline(transaction=False)
-        for job_id, _score in due:
-            pipe.hmget(keys.job(queue, job_id), "name", "priority", "attempts_made")
-        rows = pipe.execute()
-    return [
-        ScheduledJob(job_id, row[0].decode(), datetime.fromtimestamp(score / 1000, UTC),
-                     int(row[1]), int(row[2]))
-        for (job_id, score), row in zip(due, rows, strict=True) if row[0] is not None
-    ]
+    return [ScheduledJob(row.job_id, row.name, datetime.fromtimestamp(row.due_ms / 1000, UTC),
+                         row.priority, row.attempts_made)
+            for row in store.delayed_jobs(queue, limit)]

@@ -59,6 +59,11 @@ def stats_bucket_prefix(queue: str) -> str:
     return f"{queue_base(queue)}stats:m:"
 
 
+def stats_minute(queue: str, minute: int) -> str:
+    """The per-minute statistics hash of ``minute`` (minutes since the epoch)."""
+    return f"{stats_bucket_prefix(queue)}{minute}"
+
+
 def stats_hour(queue: str, hour: int) -> str:
     """An hourly statistics hash (``hour``: hours since the epoch), rolled up from minutes."""
     return f"{queue_base(queue)}stats:h:{hour}"
@@ -131,3 +136,9 @@ def client_rate(client_id: str, minute: int) -> str:
 def known_queues() -> str:
     """A set of every queue name a job was ever enqueued to (for sweeps)."""
     return f"{prefix()}queues"
+
+
+def recurring_runs(schedule_id: int) -> str:
+    """How many runs the recurring schedule (a django-celery-beat row id) has enqueued."""
+    return f"{prefix()}recurring:{schedule_id}:runs"
+

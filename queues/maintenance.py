@@ -20,15 +20,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
-
-from queues import health_history, keys, manager, store
+from queues import health_history, manager, store
 from queues.conf import settings
 from queues.context import JobContext
 from queues.jobs import job
 from queues.store import history as history_store
-
-_INDEXED = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")
+from queues.store import upkeep
+from queues.store import workers as worker_store
 
 
 def _queues(data: dict[str, Any]) -> list[str]:
@@ -43,56 +41,9 @@ def clean_queue(data: dict[str, Any], ctx: JobContext) -> dict[str, int]:
     return removed
 
 
-def _fix_entry(cli: redis.Redis, queue: str, state: str, job_id: str) -> str:
-    """Check one index entry atomically (WATCH); returns ok, orphan or moved."""
-    job_key, index = keys.job(queue, job_id), keys.state_index(queue, state)
-    with cli.pipeline() as pipe:
-        try:
-            pipe.watch(job_key, index)
-            actual = pipe.hget(job_key, "state")
-            if actual is not None and store.text(actual) == state:
-                return "ok"
-            pipe.multi()
-            pipe.zrem(index, job_id)
-            if actual is not None and store.text(actual) in _INDEXED:
-                pipe.zadd(keys.state_index(queue, store.text(actual)), {job_id: store.now_ms()},
-                          nx=True)
-            pipe.execute()
-        except redis.WatchError:
-            return "ok"  # it moved on while we looked: the transition scripts own it
-    return "orphan" if actual is None else "moved"
-
-
 def check_consistency(queue: str) -> dict[str, int]:
     """Repair index entries that disagree with their record; count what was found."""
-    cli = store.client()
-    found = {"checked": 0, "orphan": 0, "moved": 0, "unindexed": 0}
-    with store.backend():
-        for state in _INDEXED:
-            for raw, _score in cli.zscan_iter(keys.state_index(queue, state), count=500):
-                outcome = _fix_entry(cli, queue, state, raw.decode())
-                found["checked"] += 1
-                if outcome != "ok":
-                    found[outcome] += 1
-        found["unindexed"] = _index_strays(cli, queue)
-    return found
-
-
-def _index_strays(cli: redis.Redis, queue: str) -> int:
-    """Records missing from their state's index are put back into it."""
-    prefix, fixed = f"{keys.queue_base(queue)}job:", 0
-    for raw in cli.scan_iter(match=f"{prefix}*", count=1000):
-        key = raw.decode()
-        if key.endswith(":logs"):
-            continue
-        job_id = key[len(prefix):]
-        state = cli.hget(key, "state")
-        if state and store.text(state) in _INDEXED and cli.zscore(
-                keys.state_index(queue, store.text(state)), job_id) is None:
-            # ZADD without INCR answers how many it added, never a score or nil.
-            fixed += int(cli.zadd(keys.state_index(queue, store.text(state)),
-                                  {job_id: store.now_ms()}, nx=True) or 0)
-    return fixed
+    return upkeep.repair_indexes(queue)
 
 
 @job("maintenance", "consistency-check", attempts=1, remove_on_complete=20)
@@ -104,21 +55,10 @@ def consistency_check(data: dict[str, Any], ctx: JobContext) -> dict[str, dict[s
 
 def cleanup_orphans() -> dict[str, int]:
     """Remove the coordinator's own leftovers; returns counts per kind."""
-    cli = store.client()
-    counts = {"logs": 0, "workers": 0, "targets": 0}
+    queues = manager.list_queues()
     stale_before = store.now_ms() - 2 * settings.WORKER_STALE_AFTER
-    with store.backend():
-        for queue in manager.list_queues():
-            for raw in cli.scan_iter(match=f"{keys.queue_base(queue)}job:*:logs", count=1000):
-                if not cli.exists(raw.decode()[: -len(":logs")]):
-                    counts["logs"] += cli.delete(raw)
-            counts["workers"] += cli.zremrangebyscore(keys.queue_workers(queue), "-inf",
-                                                      stale_before)
-        counts["workers"] += cli.zremrangebyscore(keys.workers(), "-inf", stale_before)
-        for host in cli.hkeys(keys.worker_targets()):
-            if not cli.exists(keys.worker(store.text(host))):
-                counts["targets"] += cli.hdel(keys.worker_targets(), host)
-    return counts
+    workers, targets = worker_store.forget_stale_workers(queues, stale_before=stale_before)
+    return {"logs": upkeep.remove_orphan_logs(queues), "workers": workers, "targets": targets}
 
 
 @job("maintenance", "cleanup-orphans", attempts=1, remove_on_complete=20)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from queues import keys, producer, registry, signals, stats, store
-from queues.conf import settings
+from queues import producer, registry, signals, stats, store
 from queues.exceptions import ConfigurationError, QueueNotEmpty, QueueTypeAlreadyRegistered
+from queues.store import queue_state
+from queues.store import stats as stats_store
 
 # A worker counts as live while its last heartbeat is this many intervals old at most.
-LIVE_HEARTBEATS = 3
 
 
 @dataclass(frozen=True)
@@ -38,20 +38,13 @@ def queue_status(name: str) -> QueueStatus:
         BackendUnavailable: Redis is unreachable.
     """
     registry.get(name)
-    live_since = store.now_ms() - LIVE_HEARTBEATS * settings.WORKER_HEARTBEAT_INTERVAL
-    with store.backend():
-        pipe = store.client().pipeline(transaction=False)
-        for state in keys.STATES:
-            pipe.zcard(keys.state_index(name, state))
-        pipe.hget(keys.meta(name), "paused")
-        pipe.zcount(keys.queue_workers(name), live_since, "+inf")
-        *state_counts, paused, workers = pipe.execute()
+    now = queue_state.snapshot(name)
     recent = stats.window(name)
     return QueueStatus(
         name=name,
-        is_paused=paused == b"1",
-        job_counts=dict(zip(keys.STATES, state_counts, strict=True)),
-        workers=workers,
+        is_paused=now.paused,
+        job_counts=now.counts,
+        workers=now.live_workers,
         processing_rate=round(recent.processing_rate, 3),
         average_processing_time=round(recent.average_processing_time, 3),
     )
@@ -64,9 +57,7 @@ def list_queues() -> list[str]:
 
 def totals(name: str) -> dict[str, int]:
     """All-time counters of a queue: scheduled, completed, failed."""
-    with store.backend():
-        raw = store.client().hgetall(keys.stats(name))
-    counters = {store.text(k): int(v) for k, v in raw.items()}
+    counters = stats_store.counters(name)
     return {key: counters.get(key, 0) for key in ("scheduled", "completed", "failed")}
 
 
@@ -111,8 +102,7 @@ def pause_queue(name: str, *, actor: str = "system") -> None:
         QueueTypeNotFound, BackendUnavailable.
     """
     registry.get(name)
-    with store.backend():
-        store.client().hset(keys.meta(name), "paused", "1")
+    queue_state.set_paused(name)
     workers = _broadcast("jq_sync_consumers", queue=name)
     signals.announce(actor, "pause", target_type="queue", target_id=name, queue=name,
                      workers_told=workers)
@@ -137,13 +127,11 @@ def resume_queue(name: str, *, actor: str = "system") -> int:
 
 def _parked_batch(name: str, size: int = 500) -> list[tuple[str, int, Any]]:
     """The oldest parked jobs, each with a fresh message, newest first (see RELEASE)."""
-    with store.backend():
-        ids = store.members(store.client().zrange(keys.state_index(name, "paused"), 0, size - 1))
     batch = []
-    for job_id in ids:
+    for job_id in queue_state.parked_ids(name, size):
         record = store.read_record(name, job_id)
         if record is None or record.state != "paused":
-            store.client().zrem(keys.state_index(name, "paused"), job_id)
+            queue_state.drop_parked(name, job_id)
             continue
         batch.append((job_id, record.gen, producer.next_message(record)))
     return batch[::-1]
@@ -214,11 +202,7 @@ def destroy_queue(name: str, *, force: bool = False, actor: str = "system") -> i
 
 
 def store_counts(name: str) -> dict[str, int]:
-    with store.backend():
-        pipe = store.client().pipeline(transaction=False)
-        for state in keys.STATES:
-            pipe.zcard(keys.state_index(name, state))
-        return dict(zip(keys.STATES, pipe.execute(), strict=True))
+    return queue_state.state_counts(name)
 
 
 def _delete_queue_keys(name: str) -> int:
@@ -227,17 +211,4 @@ def _delete_queue_keys(name: str) -> int:
 
     from queues.messages import broker_keys
 
-    cli = store.client()
-    broker = broker_keys(current_app, name)
-    deleted = 0
-    with store.backend():
-        batch = list(broker)
-        for key in cli.scan_iter(match=f"{keys.queue_base(name)}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                deleted += cli.delete(*batch)
-                batch = []
-        if batch:
-            deleted += cli.delete(*batch)
-        cli.srem(keys.known_queues(), name)
-    return deleted
+    return queue_state.delete_queue(name, broker_keys(current_app, name))

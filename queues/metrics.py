@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import DatabaseError
 from prometheus_client import CollectorRegistry, generate_latest
@@ -33,9 +32,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from queues import keys, registry, store
-from queues.conf import settings
-from queues.manager import LIVE_HEARTBEATS
+from queues import registry
+from queues.store import queue_state
+from queues.store import stats as stats_store
 
 logger = logging.getLogger("queues.metrics")
 
@@ -64,9 +63,6 @@ DEAD_LETTER = ("jobs_dead_letter", "Dead-letter rows written to the database.")
 DURATION_HISTOGRAM = "job_processing_duration_seconds"
 GAUGE_STATES = ("waiting", "active", "completed", "failed", "delayed")
 JOB_LABELS = ("queue", "job_type")
-# Replies per queue in the scrape pipeline: stats, one ZCARD per state, meta
-# (paused, scale_target), workers, the lengths of the dead-letter and message quarantines.
-_REPLIES_PER_QUEUE = len(GAUGE_STATES) + 5
 
 
 @dataclass(frozen=True)
@@ -110,55 +106,27 @@ def read_queues() -> list[QueueReading]:
         BackendUnavailable: Redis is unreachable.
     """
     specs = _specs()
-    cli = store.client()
-    live_since = store.now_ms() - LIVE_HEARTBEATS * settings.WORKER_HEARTBEAT_INTERVAL
-    with store.backend():
-        known = {store.text(name) for name in cli.smembers(keys.known_queues())}
-        names = sorted(known | set(specs))
-        pipe = cli.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(keys.stats(name))
-            for state in GAUGE_STATES:
-                pipe.zcard(keys.state_index(name, state))
-            pipe.hmget(keys.meta(name), "paused", "scale_target")
-            pipe.zcount(keys.queue_workers(name), live_since, "+inf")
-            pipe.llen(keys.dead_letter_quarantine(name))
-            pipe.llen(keys.message_quarantine(name))
-        replies = pipe.execute()
-    step = _REPLIES_PER_QUEUE
-    return [_reading(name, specs.get(name), replies[i * step:(i + 1) * step])
-            for i, name in enumerate(names)]
-
-
-def _reading(name: str, spec: registry.QueueTypeSpec | None, replies: list[Any]) -> QueueReading:
-    stats, *counts, (paused, target), workers, dead_letters, messages = replies
-    return QueueReading(
-        name=name,
-        declared_jobs=spec.job_types if spec else (),
-        stats={k.decode(): int(v) for k, v in stats.items()},
-        counts=dict(zip(GAUGE_STATES, counts, strict=True)),
-        paused=paused == b"1",
-        workers=int(workers),
-        scale_target=int(target) if target is not None else -1,
-        quarantined_dead_letters=int(dead_letters),
-        quarantined_messages=int(messages),
-    )
+    return [QueueReading(
+        name=f.name, declared_jobs=specs[f.name].job_types if f.name in specs else (),
+        stats=f.stats, counts=f.counts, paused=f.paused, workers=f.workers,
+        scale_target=f.scale_target, quarantined_dead_letters=f.quarantined_dead_letters,
+        quarantined_messages=f.quarantined_messages)
+        for f in queue_state.read_all(specs, GAUGE_STATES)]
 
 
 def job_type_totals(reading: QueueReading) -> dict[str, JobTypeTotals]:
     """Per job type figures of a queue; declared job types that never ran count zero."""
     totals = {job: JobTypeTotals() for job in reading.declared_jobs}
     for name, value in reading.stats.items():
-        metric, sep, rest = name.partition("|")
-        if not sep:
+        field = stats_store.split_field(name)
+        if field is None:
             continue  # queue-wide counters (``failed``, ``retry_error:…``) carry no job type
-        if metric == "duration":
-            job, _, bound = rest.rpartition("|")
-            totals.setdefault(job, JobTypeTotals()).buckets[bound] = value
-        elif metric == "duration_sum":
-            totals.setdefault(rest, JobTypeTotals()).duration_sum = value
-        elif metric in COUNTERS or metric == DEAD_LETTER_FIELD:
-            totals.setdefault(rest, JobTypeTotals()).counters[metric] = value
+        if field.metric == "duration":
+            totals.setdefault(field.job, JobTypeTotals()).buckets[field.bound] = value
+        elif field.metric == "duration_sum":
+            totals.setdefault(field.job, JobTypeTotals()).duration_sum = value
+        elif field.metric in COUNTERS or field.metric == DEAD_LETTER_FIELD:
+            totals.setdefault(field.job, JobTypeTotals()).counters[field.metric] = value
     return totals
 
 

@@ -19,10 +19,10 @@ from croniter import croniter
 from django.utils import timezone as dj_timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from queues import options, registry, signals, store
+from queues import options, registry, signals
 from queues.exceptions import InvalidCronError, JobNotFound, JobValidationError
 from queues.jobs import task_name
-from queues.keys import prefix
+from queues.store import recurring as recurring_store
 
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 RECURRING_PREFIX = "recurring:"
@@ -76,10 +76,6 @@ def next_run(expression: str, tz: str, *, after: datetime | None = None) -> date
     return croniter(expression, start).get_next(datetime)
 
 
-def runs_key(periodic_task_id: int) -> str:
-    return f"{prefix()}recurring:{periodic_task_id}:runs"
-
-
 def schedule_recurring(queue: str, name: str, data: Any, cron: str, timezone: str = "UTC",
                        start_date: datetime | None = None, end_date: datetime | None = None,
                        max_runs: int | None = None, *, actor: str = "system",
@@ -124,8 +120,7 @@ def _describe(row: PeriodicTask) -> RepeatableJob:
     upcoming = next_run(expression, str(cron.timezone), after=after) if row.enabled else None
     if upcoming and row.expires and upcoming > row.expires:
         upcoming = None
-    with store.backend():
-        runs = int(store.client().get(runs_key(row.id)) or 0)
+    runs = recurring_store.runs(row.id)
     queue, _, name = row.task.partition(":")
     return RepeatableJob(
         id=str(row.id), queue=queue, name=name, data=spec.get("data"),
@@ -153,7 +148,6 @@ def cancel_recurring(recurring_id: str, *, actor: str = "system") -> None:
     if row is None:
         raise JobNotFound("recurring", str(recurring_id))
     row.delete()
-    with store.backend():
-        store.client().delete(runs_key(row.pk or int(recurring_id)))
+    recurring_store.forget(row.pk or int(recurring_id))
     signals.announce(actor, "recurring_cancel", target_type="recurring",
                      target_id=str(recurring_id), queue=row.queue or "")

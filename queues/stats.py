@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from queues import keys, store
+from queues import store
+from queues.store import stats as stats_store
 
-_BUCKET_FIELDS = ("completed", "failed", "proc_ms", "wait_ms", "untimed")
 # Rates are per minute: less than a minute of data is not extrapolated to one.
 MIN_COVERED_MS = 60_000
 
@@ -76,15 +76,9 @@ def window(queue: str, minutes: int = 5) -> WindowStats:
     """
     now = store.now_ms()
     first_minute = now // 60000 - minutes + 1
-    prefix = keys.stats_bucket_prefix(queue)
-    with store.backend():
-        pipe = store.client().pipeline(transaction=False)
-        pipe.hget(keys.stats(queue), "first_activity_ms")
-        for minute in range(first_minute, first_minute + minutes):
-            pipe.hmget(f"{prefix}{minute}", *_BUCKET_FIELDS)
-        first_activity, *rows = pipe.execute()
+    first_activity, rows = stats_store.minutes(queue, first_minute, minutes)
     completed, failed, proc_ms, wait_ms, untimed = (
-        sum(int(row[i] or 0) for row in rows) for i in range(len(_BUCKET_FIELDS)))
+        sum(row[i] for row in rows) for i in range(len(stats_store.MINUTE_FIELDS)))
     start = first_minute * 60000
     if first_activity is not None:
         start = max(start, int(first_activity))
@@ -109,8 +103,7 @@ class RetryStatistics:
 
 def retry_statistics(queue: str) -> RetryStatistics:
     """Retry figures of ``queue`` since its counters began."""
-    with store.backend():
-        raw = {store.text(k): int(v) for k, v in store.client().hgetall(keys.stats(queue)).items()}
+    raw = stats_store.counters(queue)
 
     def prefixed(prefix: str) -> dict[str, int]:
         return {k[len(prefix):]: v for k, v in raw.items() if k.startswith(prefix)}

@@ -6,6 +6,9 @@ level, inside a function, under ``TYPE_CHECKING``), and relative imports are res
 ``coordinator_project`` and ``tests`` may import everything. The first tests run the check
 on small trees written here, so it is seen to bite; then it runs on the real tree. The last
 test imports the Celery app in a fresh interpreter: it must load none of the apps.
+
+The same walk checks that the store owns Redis: outside ``queues/store/`` and
+``queues/keys.py`` no module imports ``queues.keys`` or calls ``store.client()``.
 """
 
 from __future__ import annotations
@@ -141,3 +144,60 @@ def test_importing_the_celery_app_loads_none_of_the_apps() -> None:
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                          text=True, check=True, timeout=60)
     assert out.stdout.strip() == ""
+
+
+# ----- the store owns Redis -------------------------------------------------------------
+STORE_OWNERS = ("queues/store/", "queues/keys.py")
+WALKED = ("queues", "workers", "deadletter", "coordinator_project")
+
+
+def store_bypasses(root: Path) -> list[str]:
+    """``file:line: what`` for each import of ``queues.keys`` and each ``store.client()``
+    outside the store: only the store names Redis keys and talks to Redis about jobs,
+    queues, workers and stats."""
+    found = []
+    for app in WALKED:
+        for path in sorted((root / app).rglob("*.py")):
+            relative = path.relative_to(root).as_posix()
+            if relative.startswith(STORE_OWNERS):
+                continue
+            module, is_package = _module(root, path)
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                what = None
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    names = set(_targets(node, module, is_package))
+                    if isinstance(node, ast.ImportFrom):
+                        names |= {f"{node.module}.{alias.name}" for alias in node.names}
+                    if {"queues.keys", "queues.store.client"} & names:
+                        what = "imports " + ", ".join(sorted(
+                            {"queues.keys", "queues.store.client"} & names))
+                elif (isinstance(node, ast.Attribute) and node.attr in {"client", "probe_client"}
+                      and isinstance(node.value, ast.Name) and node.value.id == "store"):
+                    what = f"calls store.{node.attr}()"
+                if what:
+                    found.append(f"{relative}:{node.lineno}: {what}")
+    return sorted(found)
+
+
+def test_the_store_check_names_each_way_around_the_store(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "queues/__init__.py": "", "queues/manager.py": "from queues import keys, store\n"
+        "def f():\n    return store.client().hget(keys.meta('q'), 'paused')\n",
+        "workers/presence.py": "import queues.keys\n",
+        "deadletter/recording.py": "from queues.store import client\n",
+        "coordinator_project/demo.py": "from ..queues.keys import worker\n",
+        # The store itself, and the key module, are where this belongs.
+        "queues/store/workers.py": "from queues import keys\nfrom queues.store import client\n",
+        "queues/keys.py": "def meta(q): ...\n",
+    })
+    assert store_bypasses(tmp_path) == [
+        "coordinator_project/demo.py:1: imports queues.keys",
+        "deadletter/recording.py:1: imports queues.store.client",
+        "queues/manager.py:1: imports queues.keys",
+        "queues/manager.py:3: calls store.client()",
+        "workers/presence.py:1: imports queues.keys",
+    ]
+
+
+def test_only_the_store_names_redis_keys_and_calls_redis() -> None:
+    assert store_bypasses(ROOT) == []

@@ -158,15 +158,14 @@ class CoordinatorStep(bootsteps.StartStopStep):
 
     def _restore_pool_size(self, worker: Any) -> None:
         """Come back at the pool size scaling last set for this worker."""
-        from queues import keys, store
         from queues.exceptions import BackendUnavailable
+        from queues.store import workers as worker_store
 
         try:
-            with store.backend():
-                wanted = store.client().hget(keys.worker_targets(), worker.hostname)
+            wanted = worker_store.pool_target(worker.hostname)
         except BackendUnavailable:
             return
-        delta = int(wanted) - pool_size(worker) if wanted else 0
+        delta = wanted - pool_size(worker) if wanted is not None else 0
         try:
             if delta > 0:
                 worker.pool.grow(delta)

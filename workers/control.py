@@ -17,22 +17,17 @@ from typing import Any
 from celery import bootsteps
 from celery.worker.control import control_command
 
-from queues import keys, store
+from queues.store import workers as worker_store
 
 logger = logging.getLogger("queues.worker")
 
 
 def desired_queues(configured: tuple[str, ...], hostname: str) -> set[str]:
     """The configured queues this worker should consume now (reads Redis)."""
-    with store.backend():
-        pipe = store.client().pipeline(transaction=False)
-        for queue in configured:
-            pipe.hget(keys.meta(queue), "paused")
-        pipe.hget(keys.worker(hostname), "paused")
-        *queue_flags, worker_flag = pipe.execute()
-    if worker_flag == b"1":
+    queue_paused, worker_paused = worker_store.pause_flags(configured, hostname)
+    if worker_paused:
         return set()
-    return {q for q, flag in zip(configured, queue_flags, strict=True) if flag != b"1"}
+    return {q for q in configured if not queue_paused[q]}
 
 
 def apply(consumer: Any, configured: tuple[str, ...], desired: set[str]) -> None:

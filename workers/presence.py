@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from queues import keys, signals, store
+from queues import signals, store
 from queues.conf import settings
 from queues.exceptions import WorkerNotFound
+from queues.store import workers as worker_store
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
@@ -38,34 +39,18 @@ class Heartbeat:
 def heartbeat(beat: Heartbeat) -> None:
     """Write the worker's hash and its presence in each of its queues."""
     now = store.now_ms()
-    key = keys.worker(beat.hostname)
     fields: dict[FieldT, EncodableT] = {
         "hostname": beat.hostname, "pid": beat.pid, "queues": json.dumps(beat.queues),
         "concurrency": beat.concurrency, "started_at": beat.started_at,
         "last_heartbeat": now, "active_jobs": beat.active_jobs, "rss_bytes": beat.rss_bytes,
         "cpu_percent": beat.cpu_percent, "pool": beat.pool,
     }
-    with store.backend():
-        pipe = store.client().pipeline(transaction=False)
-        pipe.hset(key, mapping=fields)
-        # Kept twice the stale threshold, so a silent worker is reported stale
-        # for a while before it disappears.
-        pipe.pexpire(key, 2 * settings.WORKER_STALE_AFTER)
-        pipe.zadd(keys.workers(), {beat.hostname: now})
-        for queue in beat.queues:
-            pipe.zadd(keys.queue_workers(queue), {beat.hostname: now})
-        pipe.execute()
+    worker_store.record_heartbeat(beat.hostname, fields, beat.queues, at=now)
 
 
 def deregister(hostname: str, queues: tuple[str, ...]) -> None:
     """Remove a worker that shut down cleanly."""
-    with store.backend():
-        pipe = store.client().pipeline(transaction=False)
-        pipe.delete(keys.worker(hostname))
-        pipe.zrem(keys.workers(), hostname)
-        for queue in queues:
-            pipe.zrem(keys.queue_workers(queue), hostname)
-        pipe.execute()
+    worker_store.remove_worker(hostname, queues)
 
 
 def wait_for_workers(queues: tuple[str, ...], *, timeout: float) -> None:
@@ -107,8 +92,7 @@ class WorkerStatus:
     cpu_percent: float
 
 
-def _status(raw: Mapping[bytes | str, bytes | str], now: int) -> WorkerStatus:
-    f = store.text_hash(raw)
+def _status(f: Mapping[str, str], now: int) -> WorkerStatus:
     last = int(f["last_heartbeat"])
     state = ("stale" if now - last > settings.WORKER_STALE_AFTER
              else "paused" if f.get("paused") == "1" else "active")
@@ -124,15 +108,9 @@ def _status(raw: Mapping[bytes | str, bytes | str], now: int) -> WorkerStatus:
 
 def list_workers(queue: str | None = None) -> list[WorkerStatus]:
     """Every worker that reported (stale ones included until their record expires)."""
-    cli = store.client()
-    with store.backend():
-        names = store.members(cli.zrange(keys.workers(), 0, -1))
-        pipe = cli.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(keys.worker(name))
-        rows = pipe.execute()
+    rows = worker_store.read_workers()
     now = store.now_ms()
-    found = [_status(raw, now) for raw in rows if raw]
+    found = [_status(raw, now) for raw in rows]
     return [w for w in found if queue is None or queue in w.queue_names]
 
 
@@ -142,9 +120,8 @@ def worker_status(worker_id: str) -> WorkerStatus:
     Raises:
         WorkerNotFound: it never reported, shut down cleanly, or expired.
     """
-    with store.backend():
-        raw = store.client().hgetall(keys.worker(worker_id))
-    if not raw:
+    raw = worker_store.read_worker(worker_id)
+    if raw is None:
         raise WorkerNotFound(worker_id)
     return _status(raw, store.now_ms())
 
@@ -153,11 +130,7 @@ def _set_paused(worker_id: str, paused: bool, actor: str) -> WorkerStatus:
     from celery import current_app
 
     worker_status(worker_id)
-    with store.backend():
-        if paused:
-            store.client().hset(keys.worker(worker_id), "paused", "1")
-        else:
-            store.client().hdel(keys.worker(worker_id), "paused")
+    worker_store.set_worker_paused(worker_id, paused)
     current_app.control.broadcast("jq_sync_consumers", destination=[worker_id], reply=True,
                                   timeout=0.5)
     signals.announce(actor, "pause_worker" if paused else "resume_worker",

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from queues import keys, registry, signals, store
+from queues import registry, signals
+from queues.store import workers as worker_store
 from workers.presence import WorkerStatus, list_workers
 
 
@@ -47,8 +48,7 @@ def _resize(worker: WorkerStatus, size: int) -> int:
     ok = any("ok" in reply.get(worker.id, {}) for reply in replies)
     if not ok:
         return worker.concurrency
-    with store.backend():
-        store.client().hset(keys.worker_targets(), worker.id, size)
+    worker_store.set_pool_target(worker.id, size)
     return size
 
 
@@ -70,12 +70,7 @@ def scale_workers(queue: str, target: int, *, actor: str = "system") -> ScalingR
                                                        strict=True)) if live else 0
     action = ("scaled_up" if actual > previous else "scaled_down" if actual < previous
               else "no_change")
-    with store.backend():
-        pipe = store.client().pipeline(transaction=False)
-        pipe.hset(keys.meta(queue), "scale_target", target)
-        if action != "no_change":
-            pipe.hincrby(keys.stats(queue), "scaling_events", 1)
-        pipe.execute()
+    worker_store.set_queue_target(queue, target, scaled=action != "no_change")
     signals.announce(actor, "scale", target_type="queue", target_id=queue, queue=queue,
                      previous=previous, target=target, actual=actual)
     return ScalingResult(queue, previous, target, actual, action)
@@ -91,12 +86,8 @@ def record_target(queue: str, target: int, *, actor: str, reason: str) -> bool:
     Raises:
         BackendUnavailable: Redis is unreachable.
     """
-    with store.backend():
-        pipe = store.client().pipeline(transaction=True)
-        pipe.hget(keys.meta(queue), "scale_target")
-        pipe.hset(keys.meta(queue), "scale_target", target)
-        previous, _ = pipe.execute()
-    if previous is not None and int(previous) == target:
+    previous = worker_store.swap_queue_target(queue, target)
+    if previous == target:
         return False
     signals.announce(actor, "scale", target_type="queue", target_id=queue, queue=queue,
                      previous=0, target=target, actual=0, reason=reason)

@@ -3,6 +3,15 @@
 Functions here take what they need and return plain values; the job API
 (``queues.jobs``) and the task base (``queues.task``) build on them. A Redis
 connection error leaves here as ``BackendUnavailable``.
+
+This package is the only code that names Redis keys (``queues.keys``) or calls
+Redis about jobs, queues, workers and stats; one module per subject beside this
+one: ``queue_state`` (counts, paused flag, a queue's keys, the metrics scrape),
+``workers`` (presence, pause flags, pool targets, "live"), ``stats`` (the stats
+hashes' vocabulary), ``history`` (hourly roll-ups, health history), ``recurring``
+(run counters), ``alerts`` (failure-alert windows), ``upkeep`` (index repair),
+``broker`` (the broker lists), ``holding`` (the dead-letter and message holds).
+``tests/test_architecture.py`` fails on a module outside that bypasses it.
 """
 
 from __future__ import annotations
@@ -55,14 +64,23 @@ def client() -> redis.Redis:
     return _conn.client
 
 
-def probe_client(timeout_s: float) -> redis.Redis:
-    """A new client that gives up after ``timeout_s`` and never retries; the caller closes it.
+def ping(timeout_s: float) -> str:
+    """``"ok"``, or why Redis did not answer one PING within ``timeout_s`` (for probes).
 
-    For probes that must answer fast: ``client()`` waits up to 10 s, and redis-py
-    retries a timed-out command three times by default.
+    A client of its own that never retries: ``client()`` waits up to 10 s, and
+    redis-py retries a timed-out command three times by default.
     """
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout_s,
-                                socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
+    probe = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout_s,
+                                 socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
+    try:
+        probe.ping()
+    except redis.TimeoutError:
+        return f"Redis did not answer within {timeout_s:g} s"
+    except redis.RedisError as exc:
+        return f"Redis is unreachable: {exc}"
+    finally:
+        probe.close()
+    return "ok"
 
 
 def _script(name: str) -> Any:
@@ -83,7 +101,7 @@ def backend() -> Iterator[None]:
 
 def _bucket(queue: str, now: int) -> str:
     """The per-minute stats hash of the minute ``now`` falls in (read by ``queues.stats``)."""
-    return f"{keys.stats_bucket_prefix(queue)}{now // 60000}"
+    return keys.stats_minute(queue, now // 60000)
 
 
 def _decode(flat: list[bytes]) -> dict[str, str]:
@@ -364,3 +382,26 @@ from queues.store.holding import (
     release_quarantined_dead_letter,
     trim_pending_dead_letters,
 )
+
+
+class DelayedJob(NamedTuple):
+    job_id: str
+    due_ms: float
+    name: str
+    priority: int
+    attempts_made: int
+
+
+def delayed_jobs(queue: str, limit: int) -> list[DelayedJob]:
+    """The first ``limit`` delayed jobs of ``queue``, soonest first (records gone are skipped)."""
+    cli = client()
+    with backend():
+        due = scored(cli.zrange(keys.state_index(queue, "delayed"), 0, limit - 1,
+                                withscores=True))
+        pipe = cli.pipeline(transaction=False)
+        for job_id, _score in due:
+            pipe.hmget(keys.job(queue, job_id), "name", "priority", "attempts_made")
+        rows = pipe.execute()
+    return [DelayedJob(job_id, score, row[0].decode(), int(row[1]), int(row[2]))
+            for (job_id, score), row in zip(due, rows, strict=True) if row[0] is not None]
+

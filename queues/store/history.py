@@ -88,7 +88,7 @@ def roll_up_hours(queue: str, *, now: int) -> int:
     with backend():
         last = int(cli.get(keys.stats_rolled(queue)) or (current_hour - 2) * 60 - 1)
         for minute in range(last + 1, current_hour * 60):
-            bucket = cli.hgetall(f"{keys.stats_bucket_prefix(queue)}{minute}")
+            bucket = cli.hgetall(keys.stats_minute(queue, minute))
             if bucket:
                 hourly = keys.stats_hour(queue, minute // 60)
                 pipe = cli.pipeline()
