@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, overload
 
 import pydantic
-from celery import current_app, shared_task
+from celery import shared_task
 
 from queues import options, producer, registry, signals, store
 from queues.conf import settings
@@ -30,7 +30,6 @@ from queues.exceptions import (
     InvalidJobState,
     JobNotFound,
     JobValidationError,
-    UnknownJobType,
 )
 from queues.records import JobHandle, JobInfo, get_job
 from queues.task import JobTask
@@ -145,11 +144,8 @@ def route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None,
     return None
 
 
-def _task(queue: str, name: str) -> JobTask:
-    task = current_app.tasks.get(task_name(queue, name))
-    if not isinstance(task, JobTask):
-        raise UnknownJobType(queue, name)
-    return task
+def _task(queue: str, name: str) -> producer.JobDeclaration:
+    return producer.job_task(task_name(queue, name))
 
 
 @overload

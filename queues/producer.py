@@ -1,8 +1,20 @@
-"""The enqueue path: validate, resolve options, build messages, record and publish.
+"""The producer side of a job: how a call becomes recorded, published jobs.
 
-One Lua call records each chunk of jobs and pushes their Celery messages, so a
-job is never recorded without a message (DESIGN §4a). Nothing here touches
-SQL: the queue type comes from the process snapshot in ``queues.registry``.
+Everything between an ``.delay()`` (or ``enqueue``, beat, the ops API) and Redis
+is here, in the order it happens:
+
+- ``JobDeclaration``: what ``@job`` declares (queue, name, schema, defaults) and the
+  Celery calls that enqueue it (``apply_async``, ``delay_on_commit``, ...). The
+  worker side, ``queues.task.JobTask``, builds on it.
+- the call's shape (``payload_from_call``), the schema and strict-JSON check
+  (``JobDeclaration.validate_payload``), Celery's option names mapped onto the
+  coordinator's (``celery_options``);
+- ``submit``: options resolved, messages built, and one Lua call per chunk that
+  records the jobs and pushes their Celery messages, so a job is never recorded
+  without a message (DESIGN §4a); ``next_message`` makes every later message.
+
+Nothing here touches SQL (the queue type comes from the process snapshot in
+``queues.registry``), and nothing here imports the worker side.
 """
 
 from __future__ import annotations
@@ -11,15 +23,18 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pydantic
+from celery import Task
 
 from queues import options, registry, store
 from queues.conf import settings
 from queues.exceptions import JobValidationError, PayloadTooLarge, UnknownJobType
 from queues.messages import BuiltMessage, MessageTemplate, new_id, new_task_id
-
-if TYPE_CHECKING:
-    from queues.task import JobTask
+from queues.options import JobOptions
+from queues.payload import check as check_payload
+from queues.records import JobHandle
 
 CHUNK = 500  # jobs per enqueue script call: big enough to amortise, small enough not to stall Redis
 # The record's ``data``: compact JSON. One encoder, as ``json.dumps`` with
@@ -34,7 +49,132 @@ class Submitted:
     created: bool
 
 
-def _template(task: JobTask) -> MessageTemplate:
+class JobDeclaration(Task):
+    """What ``@job`` declares, and the Celery calls that enqueue it as a tracked job."""
+
+    job_queue: str = ""
+    job_name: str = ""
+    schema: type[pydantic.BaseModel] | None = None
+    job_defaults: JobOptions = JobOptions()
+    dont_retry: tuple[type[BaseException], ...] = ()
+    # (hard, soft) seconds declared by ``@job``; None: the queue type's (or none).
+    job_time_limits: tuple[float | None, float | None] = (None, None)
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **call_options: Any) -> JobHandle:
+        """Enqueue one tracked job; Celery's ``countdown``/``eta``/``task_id`` are honoured.
+
+        Raises:
+            JobValidationError, PayloadTooLarge, QueueTypeNotFound, BackendUnavailable.
+        """
+        payload = payload_from_call(args or (), kwargs or {})
+        submitted = submit(self, [payload], celery_options(self.job_queue, call_options))[0]
+        return JobHandle(self.job_queue, submitted.job_id, created=submitted.created)
+
+    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
+        """``delay`` once the surrounding transaction commits; nothing if it rolls back.
+
+        Raises:
+            JobValidationError, PayloadTooLarge: checked now, not at commit.
+        """
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(self, args: Any = None, kwargs: Any = None,
+                              **call_options: Any) -> None:
+        """``apply_async`` once the surrounding transaction commits (Celery's ``DjangoTask``).
+
+        Returns nothing, as Celery's does: the job does not exist yet (give
+        ``task_id`` to know its id). Outside a transaction it runs at once.
+
+        Raises:
+            JobValidationError, PayloadTooLarge: checked now, not at commit.
+        """
+        from django.db import transaction
+
+        options.parse(celery_options(self.job_queue, call_options), where="call")
+        encode_payload(self, payload_from_call(args or (), kwargs or {}),
+                       limit=settings.MAX_JOB_DATA_SIZE)
+        transaction.on_commit(lambda: self.apply_async(args, kwargs, **call_options))
+
+    def validate_payload(self, data: Any) -> Any:
+        """The payload as JSON-ready data, checked against the job's schema.
+
+        Raises:
+            JobValidationError: naming the first invalid field.
+        """
+        if isinstance(data, pydantic.BaseModel):
+            data = data.model_dump(mode="json")
+        if not isinstance(data, dict):
+            raise JobValidationError("payload must be a JSON object (a dict)", field="data")
+        if self.schema is not None:
+            try:
+                data = self.schema.model_validate(data).model_dump(mode="json")
+            except pydantic.ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(["data", *(str(p) for p in err["loc"])])
+                raise JobValidationError(err["msg"], field=field) from None
+        # After the schema too: a float field lets NaN through, a str field NUL.
+        check_payload(data)
+        return data
+
+
+def payload_from_call(args: Any, kwargs: dict[str, Any]) -> Any:
+    """A job takes one payload: a single positional dict/model, or keyword fields.
+
+    Raises:
+        JobValidationError: for any other shape of arguments.
+    """
+    if len(args) == 1 and not kwargs:
+        return args[0]
+    if not args:
+        return dict(kwargs)
+    raise JobValidationError(
+        "pass the payload as one dict (or model) or as keyword arguments", field="data")
+
+
+# Celery's own names for options that map onto the coordinator's (``expires``,
+# seconds or a datetime, keeps its name: the job's deadline).
+_CELERY_OPTION_MAP = {"countdown": "delay_ms", "eta": "run_at", "task_id": "job_id"}
+# Celery publishing options that only restate what the coordinator does: accepted
+# when they say exactly that, refused otherwise (never silently dropped). A job's
+# queue is fixed by its declaration; messages are JSON, published by the enqueue
+# script (no kombu producer, no custom headers: trace_id/client_id travel as jq_ headers).
+_RESTATED_CELERY_OPTIONS = {
+    "queue": "the job's own queue", "routing_key": "the job's own queue",
+    "exchange": "the default exchange ''", "serializer": "'json'",
+}
+_REFUSED_CELERY_OPTIONS = {
+    "headers": "custom headers are not carried; use trace_id= or client_id=",
+    "producer": "the coordinator publishes through its enqueue script, not a kombu producer",
+}
+
+
+def celery_options(queue: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Celery's ``apply_async`` options (for a job of ``queue``) as the coordinator's.
+
+    Raises:
+        JobValidationError: naming an option the coordinator cannot honour.
+    """
+    out: dict[str, Any] = {}
+    for key, value in given.items():
+        if value is None:  # Celery's "not given"
+            continue
+        if key in _REFUSED_CELERY_OPTIONS:
+            raise JobValidationError(_REFUSED_CELERY_OPTIONS[key], field=key)
+        if key in _RESTATED_CELERY_OPTIONS:
+            expected = {"exchange": "", "serializer": "json"}.get(key, queue)
+            if value != expected:
+                raise JobValidationError(
+                    f"must be {_RESTATED_CELERY_OPTIONS[key]} ({expected!r}) if given, "
+                    f"not {value!r}", field=key)
+            continue
+        if key == "countdown":
+            value = int(float(value) * 1000)
+        out[_CELERY_OPTION_MAP.get(key, key)] = value
+    return out
+
+
+
+def _template(task: JobDeclaration) -> MessageTemplate:
     # One template per task and process: its "origin" header names the process.
     cached = task.__dict__.get("_jq_template")
     if cached is None or cached[0] != os.getpid():
@@ -43,11 +183,11 @@ def _template(task: JobTask) -> MessageTemplate:
     return cached[1]
 
 
-def encode_payload(task: JobTask, data: Any, *, limit: int) -> tuple[Any, str]:
+def encode_payload(task: JobDeclaration, data: Any, *, limit: int) -> tuple[Any, str]:
     """The payload (as JSON-ready data, and as JSON) after schema validation and size limit.
 
     The strict JSON rules of ``queues.payload`` (finite numbers, depth, storable
-    strings) run inside ``task.validate_payload``, after the schema.
+    strings) run inside ``JobDeclaration.validate_payload``, after the schema.
 
     Raises:
         JobValidationError: the payload fails the job's schema or is not strict JSON.
@@ -64,7 +204,8 @@ def encode_payload(task: JobTask, data: Any, *, limit: int) -> tuple[Any, str]:
     return value, encoded
 
 
-def submit(task: JobTask, items: Sequence[Any], call_options: dict[str, Any]) -> list[Submitted]:
+def submit(task: JobDeclaration, items: Sequence[Any],
+           call_options: dict[str, Any]) -> list[Submitted]:
     """Enqueue ``items`` (payloads) as jobs of ``task``; validates everything first.
 
     Raises:
@@ -96,7 +237,7 @@ def submit(task: JobTask, items: Sequence[Any], call_options: dict[str, Any]) ->
     return [Submitted(job.job_id, flag) for job, flag in zip(jobs, created, strict=True)]
 
 
-def _batch(task: JobTask, spec: registry.QueueTypeSpec, opts: options.ResolvedOptions,
+def _batch(task: JobDeclaration, spec: registry.QueueTypeSpec, opts: options.ResolvedOptions,
            template: MessageTemplate, now: int) -> store.JobBatch:
     """The record fields, due time and broker list that every job of one call shares."""
     fields = {
@@ -124,7 +265,7 @@ def _new_job(template: MessageTemplate, opts: options.ResolvedOptions,
     return store.NewJob(job_id, payload[1], trace_id, task_id, message)
 
 
-def job_task(task_name: str) -> JobTask:
+def job_task(task_name: str) -> JobDeclaration:
     """The declared job task called ``task_name``.
 
     Raises:
@@ -132,11 +273,8 @@ def job_task(task_name: str) -> JobTask:
     """
     from celery import current_app
 
-    from queues.exceptions import UnknownJobType
-    from queues.task import JobTask
-
     task = current_app.tasks.get(task_name)
-    if not isinstance(task, JobTask):
+    if not isinstance(task, JobDeclaration):
         queue, _, name = task_name.partition(":")
         raise UnknownJobType(queue, name)
     return task

@@ -1,7 +1,8 @@
-"""The Celery task base of every ``@job``: tracked enqueue, claim-on-start, finish.
+"""The Celery task base of every ``@job``, worker side: claim-on-start, run, finish.
 
-- ``apply_async`` (and so ``.delay``) goes through ``queues.producer``: the
-  payload is validated, recorded in Redis and published in one Lua call.
+- ``apply_async`` (and so ``.delay``) is the producer side, inherited from
+  ``queues.producer.JobDeclaration``: the payload is validated, recorded in
+  Redis and published in one Lua call.
 - ``before_start`` claims the job atomically; a message whose job is not
   claimable (already active or finished, cancelled, superseded) raises
   ``Ignore``: Celery acks it and records nothing (DESIGN §4a).
@@ -20,113 +21,25 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
-import pydantic
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celery import Task
 from celery.exceptions import Ignore, Retry
 
 from queues import producer, recovery, retry, store
 from queues.context import JobContext
 from queues.exceptions import BackendUnavailable, JobValidationError, QueueTypeNotFound
 from queues.failures import failed_for_good
-from queues.options import Backoff, JobOptions
-from queues.payload import check as check_payload
-from queues.records import JobHandle
+from queues.options import Backoff
 
 logger = logging.getLogger("queues.jobs")
 
-# Celery's own names for options that map onto the coordinator's (``expires``,
-# seconds or a datetime, keeps its name: the job's deadline).
-_CELERY_OPTION_MAP = {"countdown": "delay_ms", "eta": "run_at", "task_id": "job_id"}
-# Celery publishing options that only restate what the coordinator does: accepted
-# when they say exactly that, refused otherwise (never silently dropped). A job's
-# queue is fixed by its declaration; messages are JSON, published by the enqueue
-# script (no kombu producer, no custom headers: trace_id/client_id travel as jq_ headers).
-_RESTATED_CELERY_OPTIONS = {
-    "queue": "the job's own queue", "routing_key": "the job's own queue",
-    "exchange": "the default exchange ''", "serializer": "'json'",
-}
-_REFUSED_CELERY_OPTIONS = {
-    "headers": "custom headers are not carried; use trace_id= or client_id=",
-    "producer": "the coordinator publishes through its enqueue script, not a kombu producer",
-}
 
+class JobTask(producer.JobDeclaration):
+    """Base class of the tasks that ``queues.jobs.job`` creates: the worker side."""
 
-class JobTask(Task):
-    """Base class of the tasks that ``queues.jobs.job`` creates."""
-
-    job_queue: str = ""
-    job_name: str = ""
-    schema: type[pydantic.BaseModel] | None = None
-    job_defaults: JobOptions = JobOptions()
-    dont_retry: tuple[type[BaseException], ...] = ()
-    # (hard, soft) seconds declared by ``@job``; None: the queue type's (or none).
-    job_time_limits: tuple[float | None, float | None] = (None, None)
     typing = False
     ignore_result = True
     Request = "queues.request:JobRequest"
 
-    # ----- producer side ------------------------------------------------------
-    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> JobHandle:
-        """Enqueue one tracked job; Celery's ``countdown``/``eta``/``task_id`` are honoured.
-
-        Raises:
-            JobValidationError, PayloadTooLarge, QueueTypeNotFound, BackendUnavailable.
-        """
-        payload = payload_from_call(args or (), kwargs or {})
-        submitted = producer.submit(self, [payload], _coordinator_options(self, options))[0]
-        return JobHandle(self.job_queue, submitted.job_id, created=submitted.created)
-
-    def delay_on_commit(self, *args: Any, **kwargs: Any) -> None:
-        """``delay`` once the surrounding transaction commits; nothing if it rolls back.
-
-        Raises:
-            JobValidationError, PayloadTooLarge: checked now, not at commit.
-        """
-        self.apply_async_on_commit(args, kwargs)
-
-    def apply_async_on_commit(self, args: Any = None, kwargs: Any = None,
-                              **options: Any) -> None:
-        """``apply_async`` once the surrounding transaction commits (Celery's ``DjangoTask``).
-
-        Returns nothing, as Celery's does: the job does not exist yet (give
-        ``task_id`` to know its id). Outside a transaction it runs at once.
-
-        Raises:
-            JobValidationError, PayloadTooLarge: checked now, not at commit.
-        """
-        from django.db import transaction
-
-        from queues.conf import settings
-        from queues.options import parse
-
-        parse(_coordinator_options(self, options), where="call")
-        producer.encode_payload(self, payload_from_call(args or (), kwargs or {}),
-                                limit=settings.MAX_JOB_DATA_SIZE)
-        transaction.on_commit(lambda: self.apply_async(args, kwargs, **options))
-
-    def validate_payload(self, data: Any) -> Any:
-        """The payload as JSON-ready data, checked against the job's schema.
-
-        Raises:
-            JobValidationError: naming the first invalid field.
-        """
-        if isinstance(data, pydantic.BaseModel):
-            data = data.model_dump(mode="json")
-        if not isinstance(data, dict):
-            raise JobValidationError("payload must be a JSON object (a dict)", field="data")
-        if self.schema is not None:
-            try:
-                data = self.schema.model_validate(data).model_dump(mode="json")
-            except pydantic.ValidationError as exc:
-                err = exc.errors()[0]
-                field = ".".join(["data", *(str(p) for p in err["loc"])])
-                raise JobValidationError(err["msg"], field=field) from None
-        # After the schema too: a float field lets NaN through, a str field NUL.
-        check_payload(data)
-        return data
-
-    # ----- worker side --------------------------------------------------------
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         req = self.request
         job_id = getattr(req, "jq_job", None)
@@ -149,7 +62,7 @@ class JobTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         req = self.request
         token = getattr(req, "jq_token", None)
-        payload = payload_from_call(args, kwargs)
+        payload = producer.payload_from_call(args, kwargs)
         if token is None:  # called directly, in-process: run untracked
             ctx = JobContext(f"direct-{uuid.uuid4().hex}", self.job_queue, self.job_name,
                              tracked=False)
@@ -188,7 +101,7 @@ class JobTask(Task):
         breaks them can never be recorded, so it is dropped with an error line.
         """
         try:
-            submitted = producer.submit(self, [payload_from_call(args, kwargs)],
+            submitted = producer.submit(self, [producer.payload_from_call(args, kwargs)],
                                         {"job_id": task_id})
         except JobValidationError as exc:
             failed_for_good(self.job_queue, task_id,
@@ -313,41 +226,3 @@ def _refused_record(task: JobTask, task_id: str, call: tuple[Any, Any],
         "finished_at": str(store.now_ms()),
     }
 
-
-def payload_from_call(args: Any, kwargs: dict[str, Any]) -> Any:
-    """A job takes one payload: a single positional dict/model, or keyword fields.
-
-    Raises:
-        JobValidationError: for any other shape of arguments.
-    """
-    if len(args) == 1 and not kwargs:
-        return args[0]
-    if not args:
-        return dict(kwargs)
-    raise JobValidationError(
-        "pass the payload as one dict (or model) or as keyword arguments", field="data")
-
-
-def _coordinator_options(task: JobTask, options: dict[str, Any]) -> dict[str, Any]:
-    """Celery's ``apply_async`` options as the coordinator's.
-
-    Raises:
-        JobValidationError: naming an option the coordinator cannot honour.
-    """
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if value is None:  # Celery's "not given"
-            continue
-        if key in _REFUSED_CELERY_OPTIONS:
-            raise JobValidationError(_REFUSED_CELERY_OPTIONS[key], field=key)
-        if key in _RESTATED_CELERY_OPTIONS:
-            expected = {"exchange": "", "serializer": "json"}.get(key, task.job_queue)
-            if value != expected:
-                raise JobValidationError(
-                    f"must be {_RESTATED_CELERY_OPTIONS[key]} ({expected!r}) if given, "
-                    f"not {value!r}", field=key)
-            continue
-        if key == "countdown":
-            value = int(float(value) * 1000)
-        out[_CELERY_OPTION_MAP.get(key, key)] = value
-    return out

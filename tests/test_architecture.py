@@ -8,7 +8,9 @@ on small trees written here, so it is seen to bite; then it runs on the real tre
 test imports the Celery app in a fresh interpreter: it must load none of the apps.
 
 The same walk checks that the store owns Redis: outside ``queues/store/`` and
-``queues/keys.py`` no module imports ``queues.keys`` or calls ``store.client()``.
+``queues/keys.py`` no module imports ``queues.keys`` or calls ``store.client()``; and that
+no module of the apps imports itself round a circle (``producer -> task -> producer``),
+however lazily.
 """
 
 from __future__ import annotations
@@ -205,3 +207,73 @@ def test_the_store_check_names_each_way_around_the_store(tmp_path: Path) -> None
 
 def test_only_the_store_names_redis_keys_and_calls_redis() -> None:
     assert store_bypasses(ROOT) == []
+
+
+# ----- no import circles ------------------------------------------------------------------
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the apps it imports (anywhere in its source).
+
+    ``from queues import store`` names the module ``queues.store``; importing a package a
+    module lives in is implicit in Python, so it is not an arrow.
+    """
+    paths = {}
+    for app in FORBIDDEN:
+        for path in (root / app).rglob("*.py"):
+            if "migrations" not in path.parts:
+                paths[_module(root, path)] = path
+    known = {module for module, _ in paths}
+    graph: dict[str, set[str]] = {module: set() for module in known}
+    for (module, is_package), path in paths.items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            for target in _targets(node, module, is_package):
+                names = {target}
+                if isinstance(node, ast.ImportFrom):
+                    names |= {f"{target}.{alias.name}" for alias in node.names}
+                graph[module] |= {name for name in names & known
+                                  if name != module and not module.startswith(name + ".")}
+    return graph
+
+
+def import_cycles(root: Path) -> list[list[str]]:
+    """Each set of modules that import each other round a circle, sorted."""
+    graph = import_graph(root)
+
+    def reach(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    reaches = {module: reach(module) for module in graph}
+    cycles = {frozenset(m for m in reaches[module] if module in reaches[m])
+              for module in graph if module in reaches[module]}
+    return sorted(sorted(cycle) for cycle in cycles)
+
+
+def test_the_cycle_check_finds_a_circle_closed_by_a_lazy_import(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "queues/__init__.py": "",
+        "queues/task.py": "from queues import producer, recovery\n",
+        "queues/recovery.py": "from . import producer\n",
+        "queues/producer.py": "def job_task():\n    from queues.task import JobTask\n",
+        # Importing one's own package, or a module that imports nothing back, is no circle.
+        "queues/store/__init__.py": "from queues.store.records import JobRecord\n",
+        "queues/store/records.py": "import queues.store\nfrom queues import options\n",
+        "queues/options.py": "", "workers/__init__.py": "", "deadletter/__init__.py": "",
+        "workers/apps.py": "from workers.duties import DutyRegistry\n",
+        "workers/duties.py": "DutyRegistry = dict\n",
+    })
+    assert import_cycles(tmp_path) == [["queues.producer", "queues.recovery", "queues.task"]]
+
+
+def test_no_module_of_the_apps_imports_itself_round_a_circle() -> None:
+    graph = import_graph(ROOT)
+    # The walk sees lazy imports: the request imports the task inside a method.
+    assert "queues.task" in graph["queues.request"]
+    assert {"queues.producer", "queues.recovery"} <= graph["queues.task"]
+    assert import_cycles(ROOT) == []

@@ -68,14 +68,13 @@ def registered() -> tuple[RegisteredDuty, ...]:
     """The duties other apps registered, read from the installed ``workers`` app config.
 
     Raises:
-        ImproperlyConfigured: ``workers`` is installed with another AppConfig class.
+        ImproperlyConfigured: ``workers`` is installed with an AppConfig that has no
+            ``DutyRegistry`` (not ``workers.apps.WorkersConfig`` or a subclass).
     """
     from django.apps import apps
     from django.core.exceptions import ImproperlyConfigured
 
-    from workers.apps import WorkersConfig
-
-    config = apps.get_app_config("workers")
-    if not isinstance(config, WorkersConfig):  # a custom config would lose the hook
+    duties = getattr(apps.get_app_config("workers"), "duties", None)
+    if not isinstance(duties, DutyRegistry):  # a custom config would lose the hook
         raise ImproperlyConfigured("INSTALLED_APPS must use workers.apps.WorkersConfig")
-    return tuple(config.duties)
+    return tuple(duties)
