@@ -45,5 +45,5 @@ def _basic_auth() -> list[str]:
 
 basic_auth = _basic_auth()
 # The coordinator's job id is the task's kwargsrepr ({'job_id': ...}, see
-# queues/messages.py): show it in the task list, where the search box finds it.
+# queues/jobs/messages.py): show it in the task list, where the search box finds it.
 tasks_columns = "name,uuid,kwargs,state,received,runtime,worker"

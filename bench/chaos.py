@@ -78,7 +78,7 @@ def run_child(args: argparse.Namespace) -> int:
         configure({"REDIS_URL": cluster.redis.url, "JOB_MODULES": JOB_MODULES,
                    "DATABASE_URL": f"sqlite:///{here / 'db.sqlite3'}", "LOG_FORMAT": "text"},
                   "bench.chaos_jobs")
-        from queues.manager import create_queue
+        from queues.ops.manager import create_queue
 
         create_queue(QUEUE, QUEUE_CONFIG)
         counts = run_scenario(scenario, cluster, args)
@@ -116,7 +116,7 @@ def run_scenario(scenario: Scenario, c: Cluster, args: argparse.Namespace) -> Co
 
 def broker_note() -> str:
     """What is left in the broker: a stuck job with no message here was lost in flight."""
-    from queues import keys
+    from queues.store import keys
 
     r = redis_client()
     return (f"left in the broker lists: {broker_length(r, QUEUE)}; in kombu's unacked hash: "

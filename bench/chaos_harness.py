@@ -198,7 +198,7 @@ class Outcome:
 
 def read_outcomes(ids: list[str]) -> dict[str, Outcome]:
     """The outcome of each job in ``ids``, read with one pipeline per 1,000 jobs."""
-    from queues import keys
+    from queues.store import keys
 
     found: dict[str, Outcome] = {}
     for start in range(0, len(ids), 1000):

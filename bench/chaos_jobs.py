@@ -16,8 +16,7 @@ from typing import Any
 import redis
 
 from bench.common import redis_client
-from queues.context import JobContext
-from queues.jobs import job
+from queues.jobs import JobContext, job
 
 QUEUE = "chaos"
 JOB_NAME = "chaos-work"

@@ -113,7 +113,7 @@ def malformed_items() -> dict[str, tuple[str, bytes]]:
     """Broker items that are not runnable messages: name -> (Celery task id, bytes)."""
     from bench.chaos_jobs import chaos_work
     from coordinator_project.celery import app
-    from queues.messages import MessageTemplate
+    from queues.jobs.messages import MessageTemplate
 
     template = MessageTemplate(app, chaos_work, QUEUE)
 
@@ -141,7 +141,7 @@ def malformed(c: Cluster, feeder: Feeder, rounds: int) -> None:
     while two workers serve it, then stream normal jobs."""
     from coordinator_project.celery import app
     from queues import store
-    from queues.messages import broker_key
+    from queues.jobs.messages import broker_key
 
     c.start_worker("mf-a")
     c.start_worker("mf-b")

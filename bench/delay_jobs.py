@@ -15,8 +15,7 @@ from typing import Any
 from celery import shared_task
 
 from bench.common import redis_client
-from queues.context import JobContext
-from queues.jobs import job
+from queues.jobs import JobContext, job
 
 QUEUE = "photo-processing"
 JOB_NAME = "bench-delayed"

@@ -156,7 +156,7 @@ def running_worker(name: str, queue: str, env: dict[str, str] | None = None) -> 
 def broker_length(r: redis.Redis, queue: str) -> int:
     """Messages waiting in kombu's lists for ``queue`` (all ten priority levels)."""
     from coordinator_project.celery import app
-    from queues.messages import broker_key
+    from queues.jobs.messages import broker_key
 
     return sum(int(r.llen(broker_key(app, queue, p))) for p in range(10))
 
@@ -269,7 +269,7 @@ def measure_baseline(r: redis.Redis, sizes: Sizes) -> Rss:
 
 def measure_coordinator(r: redis.Redis, sizes: Sizes) -> tuple[Rss, str]:
     from bench.delay_jobs import QUEUE
-    from queues import keys
+    from queues.store import keys
 
     r.flushall()
     took = enqueue_coordinator_delayed(sizes.coordinator_jobs)

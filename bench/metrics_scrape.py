@@ -9,7 +9,7 @@ scrape never reads them. The queues are registered as queue types in a
 private SQLite file, as in production.
 
 Then it times ``--scrapes`` renders of the collector's exposition
-(``queues.metrics.render``: the Redis reads plus ``generate_latest``), as the
+(``queues.ops.metrics.render``: the Redis reads plus ``generate_latest``), as the
 process is and again after ``gc.freeze()``, and prints p50/p99 against the
 100 ms target (the exit status follows the first)::
 
@@ -69,7 +69,7 @@ def queue_names(count: int) -> list[str]:
 
 
 def register(names: list[str]) -> None:
-    from queues.manager import create_queue
+    from queues.ops.manager import create_queue
 
     for name in names:
         create_queue(name, {"job_types": list(JOB_TYPES)}, actor="bench")
@@ -85,7 +85,7 @@ def _ids(queue: str, start: int, count: int) -> Iterator[dict[str, float]]:
 
 def fill_indexes(r: redis.Redis, queue: str, jobs: int) -> dict[str, int]:
     """ZADD the queue's ``jobs`` ids into its state indexes; returns the count per state."""
-    from queues import keys
+    from queues.store import keys
 
     counts = {state: int(jobs * share) for state, share in STATE_SHARES.items()}
     counts["completed"] += jobs - sum(counts.values())
@@ -123,7 +123,7 @@ def stats_fields(counts: dict[str, int], rng: random.Random) -> dict[FieldT, Enc
 
 def fill(r: redis.Redis, names: list[str], jobs: int) -> int:
     """Write every queue's indexes, stats, flags and worker presence; returns jobs written."""
-    from queues import keys
+    from queues.store import keys
 
     rng, written = random.Random(6), 0
     now_ms = int(time.time() * 1000)
@@ -143,7 +143,7 @@ def fill(r: redis.Redis, names: list[str], jobs: int) -> int:
 
 def time_scrapes(count: int) -> tuple[list[float], int, int]:
     """Milliseconds per render, sorted; plus the size of the last one (bytes, samples)."""
-    from queues import metrics
+    from queues.ops import metrics
 
     body = metrics.render()  # warm-up: imports, registry snapshot, script cache
     took = []

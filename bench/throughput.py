@@ -92,8 +92,8 @@ def payloads(count: int) -> list[dict[str, Any]]:
 
 def make_sides() -> tuple[Side, Side]:
     from bench.bench_jobs import COUNT_KEY, JOB_NAME, QUEUE, RAW_QUEUE, bench_noop, raw_noop
-    from queues import keys
     from queues.jobs import enqueue_many
+    from queues.store import keys
 
     def raw_fill(count: int) -> None:
         for data in payloads(count):

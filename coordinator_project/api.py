@@ -22,9 +22,9 @@ from ninja.security import HttpBearer
 from coordinator_project.errors import too_large_detail
 from coordinator_project.parser import ERROR_NAMES, StrictJSONParser
 from deadletter.api import router as deadletter_router
-from queues import auth
 from queues import exceptions as exc
-from queues.api import router as queues_router
+from queues.http import auth
+from queues.http.api import router as queues_router
 from workers.api import router as workers_router
 
 logger = logging.getLogger("coordinator_project.api")

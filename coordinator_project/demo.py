@@ -123,8 +123,8 @@ def flower_credentials() -> str:
 
 def token_line() -> str:
     """Mint the demo's ops-API token, save it in ``TOKEN_FILE``; the header line naming both."""
-    from queues import auth
     from queues.exceptions import ConfigurationError
+    from queues.http import auth
 
     try:
         token = auth.mint("demo", ["queues:view", "queues:enqueue", "queues:manage"])
@@ -142,7 +142,7 @@ class RateMeter:
 
     ``queue_status`` divides a 5-minute total by 5 even ten seconds after the
     demo started; this meter divides what it saw finish by how long it watched,
-    and leaves ``queues.stats`` (the API's figure) alone.
+    and leaves ``queues.ops.stats`` (the API's figure) alone.
     """
 
     window_s: float = RATE_WINDOW_S
@@ -237,7 +237,7 @@ class Screen:
 
     def start(self) -> None:
         """Take each queue's finished total now, the baseline of its rate."""
-        from queues.manager import totals
+        from queues.ops.manager import totals
 
         for name in QUEUES:
             tot = totals(name)
@@ -246,7 +246,7 @@ class Screen:
 
     def rows(self) -> list[QueueRow]:
         from queues import store
-        from queues.manager import queue_status, totals
+        from queues.ops.manager import queue_status, totals
 
         pools = live_pools(store.now_ms())
         rows = []

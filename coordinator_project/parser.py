@@ -9,7 +9,7 @@
 
 What strict JSON still allows but a job may not hold (nesting past the
 limit, NUL, unpaired surrogates) the services refuse with a 422 naming the
-field, exactly as from Python (``queues.payload``).
+field, exactly as from Python (``queues.jobs.payload``).
 
 ninja wraps whatever ``parse_body`` raises in ``HttpError(400, "Cannot parse
 request body")``; ``coordinator_project.api`` answers from the original
@@ -24,8 +24,8 @@ from django.http import HttpRequest
 from ninja.errors import HttpError
 from ninja.parser import Parser
 
-from queues import payload
 from queues.exceptions import JobValidationError
+from queues.jobs import payload
 
 # The ``error`` of each status the parser answers with (see coordinator_project.api).
 ERROR_NAMES = {400: "MalformedJSON", 415: "UnsupportedMediaType"}
@@ -33,7 +33,7 @@ _UTF8 = {"utf-8", "utf8"}
 
 
 class StrictJSONParser(Parser):
-    """ninja's default parser, with ``queues.payload.loads`` for ``json.loads``."""
+    """ninja's default parser, with ``queues.jobs.payload.loads`` for ``json.loads``."""
 
     def parse_body(self, request: HttpRequest) -> Any:
         """The body as JSON data.

@@ -13,8 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from queues.context import JobContext
-from queues.jobs import job
+from queues.jobs import JobContext, job
 
 
 class Storage(BaseModel):

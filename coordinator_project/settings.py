@@ -197,10 +197,10 @@ JOB_MODULES = _env_list("JOB_MODULES", "coordinator_project.sample_jobs")
 # --- Celery (CELERY_* namespace) ---------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
 # kombu's Redis transport with a safe close after a lost connection and a
-# quarantine for fetched items that are not messages (queues/transport.py).
+# quarantine for fetched items that are not messages (queues/store/transport.py).
 # BROKER_TRANSPORT=redis selects kombu's own (to check whether a kombu upgrade
-# fixed what queues/transport.py patches: tests/e2e/test_broker_faults.py).
-CELERY_BROKER_TRANSPORT = os.environ.get("BROKER_TRANSPORT", "queues.transport:Transport")
+# fixed what queues/store/transport.py patches: tests/e2e/test_broker_faults.py).
+CELERY_BROKER_TRANSPORT = os.environ.get("BROKER_TRANSPORT", "queues.store.transport:Transport")
 # The job record in Redis is the result store: no Celery result backend.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -248,7 +248,7 @@ CELERY_IMPORTS = JOB_MODULES
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 # django-celery-beat's DatabaseScheduler, with coordinator jobs enqueued once per tick.
-CELERY_BEAT_SCHEDULER = "queues.beat:CoordinatorScheduler"
+CELERY_BEAT_SCHEDULER = "queues.ops.beat:CoordinatorScheduler"
 
 # --- Ops API auth (JWT bearer tokens) ------------------------------------------
 # HS256 with JWT_SECRET; RS256 when JWT_PUBLIC_KEY (PEM text) is set. Without

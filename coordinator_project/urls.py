@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.urls import path
 
 from coordinator_project.api import api
-from queues import probes
+from queues.http import probes
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -15,7 +15,7 @@ from ninja import Query, Router
 
 from deadletter import services
 from deadletter.models import DeadLetter
-from queues.api import require
+from queues.http.api import require
 
 router = Router(tags=["dead letters"])
 

@@ -66,9 +66,9 @@ def ensure_schedules() -> int:
 # The coordinator-wide monitoring jobs, each an on/off setting plus an interval (ms).
 MONITORING = {
     "health-check": ("ENABLE_HEALTH_CHECKS", "HEALTH_CHECK_INTERVAL",
-                     "Record every queue's health transitions (queues.health_history)"),
+                     "Record every queue's health transitions (queues.ops.health_history)"),
     "metrics-aggregation": ("ENABLE_METRICS_COLLECTION", "METRICS_COLLECTION_INTERVAL",
-                            "Roll minute stats into hourly ones (queues.maintenance)"),
+                            "Roll minute stats into hourly ones (queues.ops.maintenance)"),
 }
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deadletter import retention
-from queues.context import JobContext
-from queues.jobs import job
+from queues.jobs import JobContext, job
 
 
 @job("maintenance", "expire-dead-letters", attempts=1)

@@ -10,9 +10,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
-from queues import manager
 from queues.exceptions import CoordinatorError
 from queues.models import QueueType
+from queues.ops import manager
 
 
 @admin.register(QueueType)

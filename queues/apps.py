@@ -24,7 +24,7 @@ class QueuesConfig(AppConfig):
         post_delete.connect(registry.invalidate, sender=QueueType, dispatch_uid="jq-registry-del")
         # Job declarations must exist in every process that enqueues (web,
         # beat, shells), not only in workers that import CELERY_IMPORTS.
-        for module in ["queues.maintenance", *settings.JOB_MODULES]:
+        for module in ["queues.ops.maintenance", *settings.JOB_MODULES]:
             importlib.import_module(module)
 
 
@@ -48,4 +48,4 @@ def _schedule_maintenance(sender: Any, **kwargs: Any) -> None:
         PeriodicTask.objects.get_or_create(name=name, defaults={
             "task": task_name("maintenance", name), "interval": every,
             "kwargs": json.dumps({}), "queue": "maintenance",
-            "description": f"Coordinator maintenance: {name} (queues.maintenance)"})
+            "description": f"Coordinator maintenance: {name} (queues.ops.maintenance)"})

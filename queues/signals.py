@@ -6,7 +6,7 @@ from django.dispatch import Signal
 
 # Sent once, in the worker, when a job reaches the failed state for good
 # (attempts exhausted, non-retryable error, expired, stalled too often), and
-# only by ``queues.failures.failed_for_good``.
+# only by ``queues.jobs.failures.failed_for_good``.
 # Arguments: queue, job_id, record (the job's final record, a dict of strings).
 job_failed = Signal()
 
@@ -18,7 +18,7 @@ job_failed = Signal()
 # Arguments: actor, action, target_type, target_id, queue, details (dict).
 management_action = Signal()
 
-# Sent by the health-check job (queues.health_history) when a queue's health
+# Sent by the health-check job (queues.ops.health_history) when a queue's health
 # status changes, e.g. healthy -> unhealthy. Arguments: queue, previous (None
 # for a queue never checked before), current, issues (list of dicts with
 # rule, severity, message).

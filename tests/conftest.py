@@ -195,7 +195,7 @@ def worker_process(django_db_setup: None,
 
 def bearer(*scopes: str, sub: str = "test-client") -> dict[str, str]:
     """Headers with a valid ops-API token for ``scopes`` (default: view and manage)."""
-    from queues import auth
+    from queues.http import auth
 
     token = auth.mint(sub, list(scopes or ("queues:view", "queues:manage")))
     return {"Authorization": f"Bearer {token}"}

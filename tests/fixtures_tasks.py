@@ -8,9 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from queues import store
-from queues.context import JobContext
 from queues.exceptions import ValidationError
-from queues.jobs import job
+from queues.jobs import JobContext, job
 
 QUEUE = "photo-processing"
 

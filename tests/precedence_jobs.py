@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from queues.context import JobContext
-from queues.jobs import job
+from queues.jobs import JobContext, job
 
 INHERIT = "precedence-inherit"  # a queue type created without job options
 OWN = "precedence-own"  # a queue type with its own job options

@@ -7,8 +7,9 @@ level, inside a function, under ``TYPE_CHECKING``), and relative imports are res
 on small trees written here, so it is seen to bite; then it runs on the real tree. The last
 test imports the Celery app in a fresh interpreter: it must load none of the apps.
 
-The same walk checks that the store owns Redis: outside ``queues/store/`` and
-``queues/keys.py`` no module imports ``queues.keys`` or calls ``store.client()``; and that
+The same walk checks that the store owns Redis: outside ``queues/store/`` no module
+imports ``queues.store.keys`` or calls ``store.client()``; that the rooms of ``queues``
+import only the rooms below them (``store`` < ``jobs`` < ``ops`` < ``http``); and that
 no module of the apps imports itself round a circle (``producer -> task -> producer``),
 however lazily.
 """
@@ -110,7 +111,7 @@ def test_the_check_allows_the_arrows_of_design_section_3(tmp_path: Path) -> None
     _write(tmp_path, {
         "queues/__init__.py": "", "queues/a.py": "from . import keys\nfrom .store import x\n",
         "queues/store/b.py": "from .. import keys\nfrom ..jobs import job\n",
-        "workers/c.py": "from queues import store\nimport queues.keys\n",
+        "workers/c.py": "from queues import store\nimport queues.store.keys\n",
         "deadletter/d.py": "from queues.signals import job_failed\nfrom .models import X\n",
         "deadletter/management/e.py": "from ..services import requeue\n",
         # The project and the tests may import every app; they are not walked.
@@ -149,12 +150,12 @@ def test_importing_the_celery_app_loads_none_of_the_apps() -> None:
 
 
 # ----- the store owns Redis -------------------------------------------------------------
-STORE_OWNERS = ("queues/store/", "queues/keys.py")
+STORE_OWNERS = ("queues/store/",)
 WALKED = ("queues", "workers", "deadletter", "coordinator_project")
 
 
 def store_bypasses(root: Path) -> list[str]:
-    """``file:line: what`` for each import of ``queues.keys`` and each ``store.client()``
+    """``file:line: what`` for each import of ``queues.store.keys`` and each ``store.client()``
     outside the store: only the store names Redis keys and talks to Redis about jobs,
     queues, workers and stats."""
     found = []
@@ -177,7 +178,7 @@ def _bypass(node: ast.AST, module: str, is_package: bool) -> str | None:
         names = set(_targets(node, module, is_package))
         if isinstance(node, ast.ImportFrom):
             names |= {f"{node.module}.{alias.name}" for alias in node.names}
-        hits = {"queues.keys", "queues.store.client"} & names
+        hits = {"queues.store.keys", "queues.store.client"} & names
         return "imports " + ", ".join(sorted(hits)) if hits else None
     if (isinstance(node, ast.Attribute) and node.attr in {"client", "probe_client"}
             and isinstance(node.value, ast.Name) and node.value.id == "store"):
@@ -187,21 +188,22 @@ def _bypass(node: ast.AST, module: str, is_package: bool) -> str | None:
 
 def test_the_store_check_names_each_way_around_the_store(tmp_path: Path) -> None:
     _write(tmp_path, {
-        "queues/__init__.py": "", "queues/manager.py": "from queues import keys, store\n"
+        "queues/__init__.py": "", "queues/ops/manager.py": "from queues.store import keys\n"
+        "from queues import store\n"
         "def f():\n    return store.client().hget(keys.meta('q'), 'paused')\n",
-        "workers/presence.py": "import queues.keys\n",
+        "workers/presence.py": "import queues.store.keys\n",
         "deadletter/recording.py": "from queues.store import client\n",
-        "coordinator_project/demo.py": "from ..queues.keys import worker\n",
-        # The store itself, and the key module, are where this belongs.
-        "queues/store/workers.py": "from queues import keys\nfrom queues.store import client\n",
-        "queues/keys.py": "def meta(q): ...\n",
+        "coordinator_project/demo.py": "from ..queues.store.keys import worker\n",
+        # The store itself, its key module included, is where this belongs.
+        "queues/store/workers.py": "from queues.store import client, keys\n",
+        "queues/store/keys.py": "def meta(q): ...\n",
     })
     assert store_bypasses(tmp_path) == [
-        "coordinator_project/demo.py:1: imports queues.keys",
+        "coordinator_project/demo.py:1: imports queues.store.keys",
         "deadletter/recording.py:1: imports queues.store.client",
-        "queues/manager.py:1: imports queues.keys",
-        "queues/manager.py:3: calls store.client()",
-        "workers/presence.py:1: imports queues.keys",
+        "queues/ops/manager.py:1: imports queues.store.keys",
+        "queues/ops/manager.py:4: calls store.client()",
+        "workers/presence.py:1: imports queues.store.keys",
     ]
 
 
@@ -257,10 +259,10 @@ def import_cycles(root: Path) -> list[list[str]]:
 
 def test_the_cycle_check_finds_a_circle_closed_by_a_lazy_import(tmp_path: Path) -> None:
     _write(tmp_path, {
-        "queues/__init__.py": "",
-        "queues/task.py": "from queues import producer, recovery\n",
-        "queues/recovery.py": "from . import producer\n",
-        "queues/producer.py": "def job_task():\n    from queues.task import JobTask\n",
+        "queues/__init__.py": "", "queues/jobs/__init__.py": "",
+        "queues/jobs/task.py": "from queues.jobs import producer, recovery\n",
+        "queues/jobs/recovery.py": "from . import producer\n",
+        "queues/jobs/producer.py": "def job_task():\n    from queues.jobs.task import JobTask\n",
         # Importing one's own package, or a module that imports nothing back, is no circle.
         "queues/store/__init__.py": "from queues.store.records import JobRecord\n",
         "queues/store/records.py": "import queues.store\nfrom queues import options\n",
@@ -268,12 +270,99 @@ def test_the_cycle_check_finds_a_circle_closed_by_a_lazy_import(tmp_path: Path) 
         "workers/apps.py": "from workers.duties import DutyRegistry\n",
         "workers/duties.py": "DutyRegistry = dict\n",
     })
-    assert import_cycles(tmp_path) == [["queues.producer", "queues.recovery", "queues.task"]]
+    assert import_cycles(tmp_path) == [
+        ["queues.jobs.producer", "queues.jobs.recovery", "queues.jobs.task"]]
 
 
 def test_no_module_of_the_apps_imports_itself_round_a_circle() -> None:
     graph = import_graph(ROOT)
     # The walk sees lazy imports: the request imports the task inside a method.
-    assert "queues.task" in graph["queues.request"]
-    assert {"queues.producer", "queues.recovery"} <= graph["queues.task"]
+    assert "queues.jobs.task" in graph["queues.jobs.request"]
+    assert {"queues.jobs.producer", "queues.jobs.recovery"} <= graph["queues.jobs.task"]
     assert import_cycles(ROOT) == []
+
+
+# ----- the rooms of queues ----------------------------------------------------------------
+VOCABULARY = {"conf", "exceptions", "signals", "options", "registry", "models", "logcontext"}
+ROOMS = ("store", "jobs", "ops", "http")  # each may import the ones before it, not after
+
+
+def _level(module: str) -> int | None:
+    """0 for the shared vocabulary, 1.. for the rooms in order, None for an entry point."""
+    parts = module.split(".")
+    if parts[0] != "queues" or len(parts) < 2:
+        return None
+    if parts[1] in VOCABULARY:
+        return 0
+    return ROOMS.index(parts[1]) + 1 if parts[1] in ROOMS else None
+
+
+def room_violations(root: Path) -> list[str]:
+    """``module -> module`` for each import inside ``queues`` that points up the rooms.
+
+    ``from queues.jobs import payload`` imports the package ``queues.jobs`` too, so it
+    names both.
+    """
+    found = []
+    for module, targets in import_graph(root).items():
+        level = _level(module)
+        if level is None:  # apps, admin, management, the §5 re-exports, other apps: any room
+            continue
+        found += [f"{module} -> {target}" for target in sorted(targets)
+                  if (_level(target) or 0) > level]
+    return sorted(found)
+
+
+def test_the_room_check_names_an_import_that_points_up(tmp_path: Path) -> None:
+    _write(tmp_path, {
+        "queues/__init__.py": "", "queues/registry.py": "from queues import options\n",
+        "queues/store/__init__.py": "from queues.jobs import payload\n",
+        "queues/jobs/__init__.py": "from queues.jobs import producer\n",
+        "queues/jobs/producer.py": "from queues import registry, store\n"
+        "def f():\n    from queues.ops import metrics\n",
+        "queues/ops/metrics.py": "from queues.http import auth\nfrom queues.jobs import info\n",
+        "queues/http/auth.py": "from queues.ops import metrics\n",
+        "queues/jobs/payload.py": "", "queues/jobs/info.py": "", "queues/options.py": "",
+        # The entry points may import any room.
+        "queues/admin.py": "from queues.http import auth\nfrom queues.ops import metrics\n",
+        "workers/__init__.py": "", "deadletter/__init__.py": "",
+    })
+    assert room_violations(tmp_path) == [
+        "queues.jobs.producer -> queues.ops.metrics",
+        "queues.ops.metrics -> queues.http.auth",
+        "queues.store -> queues.jobs",
+        "queues.store -> queues.jobs.payload",
+    ]
+
+
+def test_the_rooms_of_queues_import_only_the_rooms_below_them() -> None:
+    rooms = {module.split(".")[1] for module in import_graph(ROOT)
+             if module.startswith("queues.") and _level(module)}
+    assert rooms == set(ROOMS)
+    assert room_violations(ROOT) == []
+
+
+DESIGN_SECTION_5 = {
+    "queues.jobs": ["job", "enqueue", "enqueue_many", "get_job", "cancel_job",
+                    "change_priority", "scheduled_jobs"],
+    "queues.manager": ["create_queue", "destroy_queue", "pause_queue", "resume_queue",
+                       "queue_status", "list_queues", "clean_queue"],
+    "queues.scheduling": ["schedule_recurring", "list_recurring", "cancel_recurring"],
+    "queues.health": ["queue_health", "analyze_bottlenecks", "optimize_queue"],
+    "workers.presence": ["list_workers", "worker_status", "pause_worker", "resume_worker"],
+    "workers.scaling": ["scale_workers"],
+    "deadletter.services": ["failed_jobs", "requeue_dead_letter", "archive_dead_letter",
+                            "purge_dead_letters", "dead_letter_statistics"],
+    "queues.exceptions": ["CoordinatorError"],
+}
+
+
+@pytest.mark.parametrize("module", DESIGN_SECTION_5)
+def test_the_public_names_of_design_section_5_import_where_they_are_documented(
+        module: str) -> None:
+    import importlib
+
+    imported = importlib.import_module(module)
+    missing = [name for name in DESIGN_SECTION_5[module] if not callable(
+        getattr(imported, name, None))]
+    assert missing == []

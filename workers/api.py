@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from queues.api import require
+from queues.http.api import require
 from workers import presence, scaling
 
 router = Router(tags=["workers"])

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from queues import registry
-from queues.manager import queue_status
+from queues.ops.manager import queue_status
 from workers.models import ScalingPolicy
 from workers.presence import list_workers
 from workers.scaling import (

@@ -250,7 +250,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
 
     @staticmethod
     def _jobs_running() -> bool:
-        from queues.request import running_jobs
+        from queues.jobs.request import running_jobs
 
         return bool(running_jobs())
 
@@ -272,14 +272,14 @@ class CoordinatorStep(bootsteps.StartStopStep):
         return wait
 
     def _renew_locks(self) -> float:
-        from queues import recovery
-        from queues.request import running_jobs
+        from queues.jobs import recovery
+        from queues.jobs.request import running_jobs
 
         recovery.extend_locks(running_jobs())
         return _stalled_interval(self._queues) / 3
 
     def _sweep_stalled(self) -> float:
-        from queues import recovery
+        from queues.jobs import recovery
 
         interval = _stalled_interval(self._queues)
         for queue in self._queues:

@@ -61,7 +61,7 @@ def wait_for_workers(queues: tuple[str, ...], *, timeout: float) -> None:
     """
     import time
 
-    from queues.manager import queue_status
+    from queues.ops.manager import queue_status
 
     deadline = time.monotonic() + timeout
     missing = list(queues)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from queues.conf import settings
-from queues.context import JobContext
-from queues.jobs import job
+from queues.jobs import JobContext, job
 
 
 @job("maintenance", "autoscale", attempts=1, remove_on_complete=10)

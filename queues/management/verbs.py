@@ -11,8 +11,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from queues import jobs, manager, payload, scheduling
+from queues import jobs
+from queues.jobs import payload
 from queues.management.verb_command import Subparsers, VerbGroup
+from queues.ops import manager, scheduling
 
 
 def add_queue_verbs(verbs: Subparsers) -> None:

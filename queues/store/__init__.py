@@ -1,17 +1,22 @@
 """The job store: job records and state indexes in Redis, changed only by Lua.
 
 Functions here take what they need and return plain values; the job API
-(``queues.jobs``) and the task base (``queues.task``) build on them. A Redis
+(``queues.jobs``) and the task base (``queues.jobs.task``) build on them. A Redis
 connection error leaves here as ``BackendUnavailable``.
 
-This package is the only code that names Redis keys (``queues.keys``) or calls
+This package is the only code that names Redis keys (``queues.store.keys``) or calls
 Redis about jobs, queues, workers and stats; one module per subject beside this
 one: ``queue_state`` (counts, paused flag, a queue's keys, the metrics scrape),
 ``workers`` (presence, pause flags, pool targets, "live"), ``stats`` (the stats
 hashes' vocabulary), ``history`` (hourly roll-ups, health history), ``recurring``
 (run counters), ``alerts`` (failure-alert windows), ``upkeep`` (index repair),
-``broker`` (the broker lists), ``holding`` (the dead-letter and message holds).
+``broker`` (the broker lists), ``holding`` (the dead-letter and message holds);
+``keys`` (every key name), ``records`` (``JobRecord``), ``scripts`` and ``lua/`` (the
+transitions), ``transport`` (the Celery broker transport, kombu's Redis one hardened).
 ``tests/test_architecture.py`` fails on a module outside that bypasses it.
+
+The room at the bottom of ``queues``: it imports only the shared vocabulary
+(``queues.conf``, ``queues.exceptions``), never ``jobs``, ``ops`` or ``http``.
 """
 
 from __future__ import annotations
@@ -29,10 +34,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from queues import keys
 from queues.conf import settings
 from queues.exceptions import BackendUnavailable
-from queues.store import scripts
+from queues.store import keys, scripts
 from queues.store.records import FIELDS as _RECORD_FIELDS
 from queues.store.records import JobRecord
 from queues.store.replies import members, scored, text, text_hash
@@ -100,7 +104,7 @@ def backend() -> Iterator[None]:
 
 
 def _bucket(queue: str, now: int) -> str:
-    """The per-minute stats hash of the minute ``now`` falls in (read by ``queues.stats``)."""
+    """The per-minute stats hash of the minute ``now`` falls in (read by ``queues.ops.stats``)."""
     return keys.stats_minute(queue, now // 60000)
 
 

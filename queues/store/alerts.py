@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from queues import keys
-from queues.store import backend, client
+from queues.store import backend, client, keys
 
 
 def open_alert_window(queue: str, job_name: str, count: int, *, window_s: int) -> bool:

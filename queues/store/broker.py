@@ -26,8 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from queues import keys
-from queues.store import backend, client, members, now_ms, scored, text
+from queues.store import backend, client, keys, members, now_ms, scored, text
 
 # Scores are the caller's clock; hosts may disagree by this much.
 CLOCK_SKEW_MS = 2000

@@ -5,7 +5,7 @@
 - hourly statistics hashes (``keys.stats_hour``), rolled up by the
   ``metrics-aggregation`` job from the per-minute buckets the finish script writes.
 
-Both are read back by ``queues.health_history``.
+Both are read back by ``queues.ops.health_history``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 
 import redis
 
-from queues import keys
-from queues.store import backend, client
+from queues.store import backend, client, keys
 
 HEALTH_HISTORY_MAX = 200  # transitions kept per queue (newest first)
 HOURLY_TTL_S = 7 * 24 * 3600  # hourly hashes live a week

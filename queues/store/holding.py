@@ -2,7 +2,7 @@
 
 - terminal failures waiting for the SQL database (``deadletter.recording``);
 - per queue, failures the database refused as rows (the dead-letter quarantine);
-- per queue, broker items that were not valid messages (``queues.transport``).
+- per queue, broker items that were not valid messages (``queues.store.transport``).
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from queues import keys
-from queues.store import backend, client, text
+from queues.store import backend, client, keys, text
 
 # --- Dead letters on their way to SQL ---------------------------------------------
 # Terminal failures wait in one list while the database is unreachable, and go to
@@ -91,7 +90,7 @@ def release_quarantined_dead_letter(queue: str, entry: str) -> bool:
         return bool(client().lrem(keys.dead_letter_quarantine(queue), 1, entry))
 
 
-# --- Broker items that were not messages (queues.transport) -------------------------
+# --- Broker items that were not messages (queues.store.transport) -------------------------
 MESSAGE_QUARANTINE_MAX = 10_000  # newest kept: a flood of garbage must not fill Redis
 
 

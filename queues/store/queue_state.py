@@ -1,6 +1,6 @@
 """A queue's own state in Redis: counts per state, the paused flag, parked jobs, its keys.
 
-``queues.manager`` (status, pause, resume, destroy) and ``queues.metrics`` (the scrape)
+``queues.manager`` (status, pause, resume, destroy) and ``queues.ops.metrics`` (the scrape)
 read and change a queue through here. A job's transitions stay in the scripts of
 ``queues.store``; this module never moves a job between states.
 """
@@ -11,8 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from queues import keys
-from queues.store import backend, client
+from queues.store import backend, client, keys
 from queues.store.replies import members, text
 from queues.store.workers import live_since
 

@@ -5,7 +5,7 @@ changed by the other scripts. ``queues.store.read_record`` reads the fields
 below in one round trip; what a job's next message is built from (task,
 payload, priority, trace and client ids, generation) and what decides a failed
 attempt (options, attempts made and allowed) come from here, not from a field
-list at each caller. What callers show of a job is ``queues.records.JobInfo``.
+list at each caller. What callers show of a job is ``queues.jobs.info.JobInfo``.
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ lives in Redis, where the enqueue that it counts happens.
 
 from __future__ import annotations
 
-from queues import keys
-from queues.store import backend, client
+from queues.store import backend, client, keys
 
 
 def runs(schedule_id: int) -> int:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from queues import keys
-from queues.store import backend, client
+from queues.store import backend, client, keys
 from queues.store.replies import text
 
 SEP = "|"  # between a metric and its job type (and a histogram bound)

@@ -1,7 +1,7 @@
 """Repairs of the job store: index entries that disagree with their record, orphan logs.
 
 Run by the ``consistency-check`` and ``cleanup-orphans`` maintenance jobs
-(``queues.maintenance``). The transition scripts keep the indexes right; these
+(``queues.ops.maintenance``). The transition scripts keep the indexes right; these
 catch what an operator's hand or a crash between two versions left behind.
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import redis
 
-from queues import keys
-from queues.store import backend, client, now_ms
+from queues.store import backend, client, keys, now_ms
 from queues.store.replies import text
 
 _INDEXED = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")

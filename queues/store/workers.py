@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from queues import keys
 from queues.conf import settings
-from queues.store import backend, client, now_ms
+from queues.store import backend, client, keys, now_ms
 from queues.store.replies import members, text, text_hash
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ from typing import Any
 
 import redis
 
-from queues import keys
 from queues.jobs import enqueue
-from queues.stats import retry_statistics
+from queues.ops.stats import retry_statistics
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import wait_for
 

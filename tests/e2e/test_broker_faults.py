@@ -13,9 +13,10 @@ import pytest
 import redis
 from django.core.management import call_command
 
-from queues import health, metrics, store
+from queues import store
 from queues.jobs import enqueue, enqueue_many
 from queues.models import QueueType
+from queues.ops import health, metrics
 from tests import fixtures_tasks as t
 from tests.conftest import resilience_queue_type, wait_for
 from tests.redis_plugin import RedisServer
@@ -39,7 +40,7 @@ def _has_run(r: redis.Redis, job_id: str) -> bool:
 
 
 # kombu's own transport still has both bugs: when these XPASS, a kombu upgrade
-# fixed them and queues/transport.py can drop its patch.
+# fixed them and queues/store/transport.py can drop its patch.
 TRANSPORTS = [
     pytest.param({}, id="coordinator-transport"),
     pytest.param({"BROKER_TRANSPORT": "redis"}, id="stock-kombu", marks=pytest.mark.xfail(

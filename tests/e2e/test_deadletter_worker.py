@@ -15,8 +15,9 @@ from django.db import connection
 
 from deadletter.models import DeadLetter
 from deadletter.services import requeue_dead_letter
-from queues import keys, registry
+from queues import registry
 from queues.jobs import enqueue_many, get_job
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import as_int, wait_for
 

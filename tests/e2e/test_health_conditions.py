@@ -13,11 +13,12 @@ from celery.contrib.testing.worker import start_worker
 from django.test import Client, override_settings
 
 from coordinator_project.celery import app
-from queues import keys, registry
-from queues.health import analyze_bottlenecks, optimize_queue, queue_health
+from queues import registry
 from queues.jobs import enqueue, enqueue_many
-from queues.manager import queue_status
 from queues.models import QueueType
+from queues.ops.health import analyze_bottlenecks, optimize_queue, queue_health
+from queues.ops.manager import queue_status
+from queues.store import keys
 from tests.conftest import bearer, text_map, texts, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

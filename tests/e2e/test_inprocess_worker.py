@@ -9,10 +9,10 @@ import redis
 from celery import Task
 
 from coordinator_project.celery import app
-from queues import keys
 from queues.jobs import enqueue, enqueue_many, get_job
-from queues.manager import queue_status
+from queues.ops.manager import queue_status
 from queues.signals import job_failed
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import as_int, wait_for
 

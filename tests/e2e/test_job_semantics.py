@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import redis
 
-from queues import keys, store
+from queues import store
 from queues.exceptions import InvalidJobState, JobNotFound, JobValidationError
 from queues.jobs import cancel_job, change_priority, enqueue, enqueue_many, get_job, scheduled_jobs
-from queues.stats import retry_statistics
+from queues.ops.stats import retry_statistics
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import as_int, texts, wait_for
 

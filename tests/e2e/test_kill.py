@@ -15,9 +15,9 @@ import psutil
 import pytest
 import redis
 
-from queues import keys
 from queues.jobs import enqueue_many
 from queues.models import QueueType
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import wait_for
 

@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from deadletter.models import AuditEvent
-from queues import keys
 from queues.jobs import enqueue, enqueue_many, get_job
-from queues.manager import pause_queue, queue_status, resume_queue
+from queues.ops.manager import pause_queue, queue_status, resume_queue
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import as_int, texts, wait_for
 

@@ -22,7 +22,7 @@ import psutil
 import pytest
 from django.test import Client, override_settings
 
-from queues import probes
+from queues.http import probes
 from tests import pg_cluster
 from tests.conftest import wait_for
 from tests.redis_plugin import RedisServer

@@ -11,9 +11,9 @@ import pytest
 import redis
 from django.test import override_settings
 
-from queues import keys
 from queues.jobs import enqueue, get_job
 from queues.models import QueueType
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import resilience_queue_type, wait_for
 

@@ -9,10 +9,10 @@ import pytest
 import redis
 
 from deadletter.models import AuditEvent
-from queues import keys
 from queues.exceptions import WorkerNotFound
 from queues.jobs import enqueue, enqueue_many
 from queues.models import QueueType
+from queues.store import keys
 from tests.conftest import as_int, wait_for
 from workers import autoscaling, presence, scaling
 from workers.models import ScalingPolicy

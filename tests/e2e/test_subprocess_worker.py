@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import redis
 
-from queues import keys
 from queues.jobs import enqueue_many
-from queues.manager import queue_status
+from queues.ops.manager import queue_status
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import as_int, texts, wait_for
 

@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from deadletter.models import DeadLetter
-from queues import keys
 from queues.jobs import enqueue
 from queues.models import QueueType
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import as_int, wait_for
 

@@ -18,7 +18,7 @@ from django.test import Client, override_settings
 
 from deadletter import services
 from deadletter.models import AuditEvent, DeadLetter
-from queues import keys, store
+from queues import store
 from queues.exceptions import (
     BackendUnavailable,
     InvalidJobState,
@@ -26,6 +26,7 @@ from queues.exceptions import (
     JobValidationError,
 )
 from queues.jobs import cancel_job, change_priority, enqueue, get_job
+from queues.store import keys
 from tests.conftest import bearer
 from tests.integration.test_deadletter_services import Q, record
 from tests.redis_plugin import free_port

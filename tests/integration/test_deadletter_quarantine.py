@@ -20,7 +20,9 @@ from django.db import connection
 
 from deadletter import recording
 from deadletter.models import DeadLetter
-from queues import health, keys, metrics, store
+from queues import store
+from queues.ops import health, metrics
+from queues.store import keys
 from tests.integration.test_deadletter_services import Q, failure
 
 pytestmark = [pytest.mark.db_vendors, pytest.mark.django_db(transaction=True)]

@@ -14,10 +14,11 @@ import pytest
 import redis
 
 from deadletter.models import DeadLetter
-from queues import stats, store
+from queues import store
 from queues.exceptions import JobValidationError
 from queues.jobs import enqueue, get_job
-from queues.manager import pause_queue, resume_queue
+from queues.ops import stats
+from queues.ops.manager import pause_queue, resume_queue
 from tests import fixtures_tasks as t
 from tests.conftest import as_int, wait_for
 

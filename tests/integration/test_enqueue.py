@@ -9,7 +9,6 @@ import pytest
 import redis
 from django.test import override_settings
 
-from queues import keys
 from queues.exceptions import (
     JobValidationError,
     PayloadTooLarge,
@@ -17,6 +16,7 @@ from queues.exceptions import (
     UnknownJobType,
 )
 from queues.jobs import enqueue, enqueue_many, get_job
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import as_int, text_map
 

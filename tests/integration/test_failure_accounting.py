@@ -18,9 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deadletter import recording
 from deadletter.models import DeadLetter
-from queues import keys, metrics, recovery, stats, store
-from queues.jobs import enqueue, get_job
-from queues.task import fail_attempt
+from queues import store
+from queues.jobs import enqueue, get_job, recovery
+from queues.jobs.task import fail_attempt
+from queues.ops import metrics, stats
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import resilience_queue_type
 

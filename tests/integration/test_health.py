@@ -10,9 +10,9 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client, override_settings
 
 from queues.exceptions import QueueTypeNotFound
-from queues.health import analyze_bottlenecks, optimize_queue, queue_health
 from queues.jobs import enqueue_many
-from queues.manager import pause_queue
+from queues.ops.health import analyze_bottlenecks, optimize_queue, queue_health
+from queues.ops.manager import pause_queue
 from tests.conftest import bearer
 from tests.redis_plugin import free_port
 

@@ -14,10 +14,12 @@ from django_celery_beat.models import PeriodicTask
 
 from coordinator_project.celery import app
 from deadletter import retention
-from queues import beat, health_history, keys, maintenance, signals, store
+from queues import signals, store
 from queues.exceptions import ConfigurationError, QueueTypeNotFound
 from queues.jobs import cancel_job, enqueue
+from queues.ops import beat, health_history, maintenance
 from queues.store import history as history_store
+from queues.store import keys
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.django_db

@@ -19,10 +19,10 @@ from django.conf import settings
 from django.test import Client, override_settings
 
 from coordinator_project.celery import app
-from queues import keys
 from queues.exceptions import JobNotFound, JobValidationError
 from queues.jobs import enqueue, enqueue_many, get_job
-from queues.payload import MAX_PAYLOAD_DEPTH
+from queues.jobs.payload import MAX_PAYLOAD_DEPTH
+from queues.store import keys
 from tests import fixtures_tasks as t
 from tests.conftest import bearer, texts, wait_for
 

@@ -6,8 +6,10 @@ import pytest
 import redis
 from django_celery_beat.models import PeriodicTask
 
-from queues import keys, maintenance, store
+from queues import store
 from queues.jobs import enqueue
+from queues.ops import maintenance
+from queues.store import keys
 from tests import fixtures_tasks as t
 
 pytestmark = pytest.mark.django_db

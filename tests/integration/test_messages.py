@@ -18,7 +18,7 @@ from celery import Task
 from celery.utils.saferepr import saferepr
 
 from coordinator_project.celery import app
-from queues.messages import MessageTemplate, args_repr, new_id, new_task_id
+from queues.jobs.messages import MessageTemplate, args_repr, new_id, new_task_id
 from tests import fixtures_tasks as t
 
 PAYLOAD = {"value": 7, "note": "golden"}

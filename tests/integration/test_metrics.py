@@ -12,8 +12,8 @@ from django.test import Client, override_settings
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from queues import keys
 from queues.jobs import enqueue, enqueue_many
+from queues.store import keys
 from tests.redis_plugin import free_port
 
 Q = "photo-processing"

@@ -16,10 +16,10 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from coordinator_project.celery import app
-from queues import keys
 from queues.exceptions import JobNotFound, JobValidationError
 from queues.jobs import enqueue, get_job
-from queues.messages import broker_key
+from queues.jobs.messages import broker_key
+from queues.store import keys
 from tests import fixtures_tasks as t
 
 pytestmark = [pytest.mark.db_vendors, pytest.mark.django_db(transaction=True)]

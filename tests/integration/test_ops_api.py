@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 
 from deadletter.models import AuditEvent, DeadLetter
-from queues import auth
+from queues.http import auth
 from tests.integration.test_deadletter_services import Q, record
 
 pytestmark = [pytest.mark.django_db,

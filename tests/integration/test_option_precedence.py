@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from queues import manager, store
+from queues import store
 from queues.jobs import enqueue
+from queues.ops import manager
 from tests import precedence_jobs as pj
 from tests.conftest import ROOT, worker_database_url
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from queues.exceptions import BackendUnavailable
-from queues.task import when_redis_answers
+from queues.jobs.task import when_redis_answers
 from tests.conftest import resilience_queue_type
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import redis
 from django.core.management import CommandError, call_command
 
 from deadletter.models import AuditEvent
-from queues import keys, registry
+from queues import registry
 from queues.exceptions import (
     ConfigurationError,
     QueueNotEmpty,
@@ -18,7 +18,8 @@ from queues.exceptions import (
     QueueTypeNotFound,
 )
 from queues.jobs import enqueue
-from queues.manager import create_queue, destroy_queue, pause_queue, queue_status
+from queues.ops.manager import create_queue, destroy_queue, pause_queue, queue_status
+from queues.store import keys
 
 pytestmark = pytest.mark.django_db
 

@@ -13,12 +13,12 @@ import redis
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from deadletter.models import AuditEvent
-from queues import keys
-from queues.beat import enqueue_run
 from queues.exceptions import InvalidCronError, JobNotFound, JobValidationError, UnknownJobType
 from queues.jobs import get_job, task_name
-from queues.producer import job_task
-from queues.scheduling import cancel_recurring, list_recurring, schedule_recurring
+from queues.jobs.producer import job_task
+from queues.ops.beat import enqueue_run
+from queues.ops.scheduling import cancel_recurring, list_recurring, schedule_recurring
+from queues.store import keys
 from tests.conftest import ROOT, texts, wait_for, worker_database_url
 
 pytestmark = pytest.mark.django_db

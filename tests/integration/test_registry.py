@@ -138,9 +138,9 @@ def test_admin_destroy_action_goes_through_destroy_queue(admin_client: Client) -
 
 def test_a_listed_queue_type_refuses_other_declared_jobs_and_records_nothing(
         client: Client) -> None:
-    from queues import manager
     from queues.exceptions import UnknownJobType
     from queues.jobs import enqueue
+    from queues.ops import manager
     from tests import precedence_jobs as pj
     from tests.conftest import bearer
 
@@ -157,8 +157,8 @@ def test_a_listed_queue_type_refuses_other_declared_jobs_and_records_nothing(
 
 
 def test_an_empty_list_accepts_every_declared_job() -> None:
-    from queues import manager
     from queues.jobs import enqueue
+    from queues.ops import manager
     from tests import precedence_jobs as pj
 
     manager.create_queue(pj.OWN)

@@ -10,9 +10,11 @@ from django_celery_beat.models import PeriodicTask
 
 from deadletter import retention
 from deadletter.models import AuditEvent, DeadLetter
-from queues import keys, manager, store
+from queues import store
 from queues.jobs import enqueue
 from queues.models import QueueType
+from queues.ops import manager
+from queues.store import keys
 from tests.integration.test_deadletter_services import Q, record
 
 pytestmark = [pytest.mark.db_vendors, pytest.mark.django_db]

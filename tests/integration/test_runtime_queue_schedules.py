@@ -15,8 +15,8 @@ from django.test import Client
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from deadletter import retention
-from queues import manager
 from queues.models import QueueType
+from queues.ops import manager
 from tests.conftest import bearer
 
 pytestmark = [pytest.mark.db_vendors, pytest.mark.django_db]

@@ -1,4 +1,4 @@
-"""The transport's pub/sub fix (``queues.transport`` fix 3), on a real Redis restart.
+"""The transport's pub/sub fix (``queues.store.transport`` fix 3), on a real Redis restart.
 
 A worker reads its fanout (remote control) connection when the event loop
 says the socket is readable. After Redis restarts, that read must end in a
@@ -18,7 +18,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from kombu.transport import redis as kombu_redis
 
-from queues import transport
+from queues.store import transport
 from tests.conftest import wait_for
 from tests.redis_plugin import RedisServer
 

@@ -15,8 +15,10 @@ import json
 import pytest
 import redis
 
-from queues import keys, manager, recovery, store
-from queues.jobs import change_priority, enqueue_many, get_job
+from queues import store
+from queues.jobs import change_priority, enqueue_many, get_job, recovery
+from queues.ops import manager
+from queues.store import keys
 from tests.conftest import as_int
 
 pytestmark = pytest.mark.django_db

@@ -40,4 +40,4 @@ def test_only_the_failure_exit_sends_job_failed() -> None:
                 if (isinstance(node, ast.Attribute) and node.attr == "send"
                         and isinstance(node.value, ast.Name) and node.value.id == "job_failed"):
                     senders.append(str(path.relative_to(ROOT)))
-    assert senders == ["queues/failures.py"]
+    assert senders == ["queues/jobs/failures.py"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.test import override_settings
 
-from queues import keys
+from queues.store import keys
 
 
 def test_queue_keys_share_one_hash_tag() -> None:

@@ -1,4 +1,4 @@
-"""The strict JSON rules (queues.payload) on their own: no Redis, no Django request."""
+"""The strict JSON rules (queues.jobs.payload) on their own: no Redis, no Django request."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from queues import payload
 from queues.exceptions import JobValidationError
+from queues.jobs import payload
 
 
 class Size(enum.IntEnum):

@@ -17,15 +17,15 @@ from django.test import override_settings
 from django_celery_beat.clockedschedule import clocked
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from queues import health
-from queues.beat import nominal_tick
 from queues.exceptions import ValidationError
+from queues.jobs.retry import JITTER, RetryDecision, backoff_delay, decide
+from queues.ops import health
+from queues.ops.beat import nominal_tick
 from queues.options import Backoff, JobOptions
 from queues.registry import QueueTypeSpec
-from queues.retry import JITTER, RetryDecision, backoff_delay, decide
 from workers.scaling import QueueMetrics, clamp, recommended_processes
 
-# --- Backoff (queues.retry) -------------------------------------------------------------
+# --- Backoff (queues.jobs.retry) -------------------------------------------------------------
 
 
 def test_fixed_backoff_is_the_same_after_every_attempt() -> None:
@@ -196,7 +196,7 @@ def test_performance_score_parts_are_bounded() -> None:
             (90 + 50 + 100) / 3, 1)
 
 
-# --- The beat tick (queues.beat.nominal_tick) -------------------------------------------
+# --- The beat tick (queues.ops.beat.nominal_tick) -------------------------------------------
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from queues import exceptions as exc
-from queues.producer import payload_from_call
-from queues.retry import is_non_retryable
+from queues.jobs.producer import payload_from_call
+from queues.jobs.retry import is_non_retryable
 
 
 class MyError(Exception):

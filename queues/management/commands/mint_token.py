@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from queues import auth
 from queues.exceptions import CoordinatorError
+from queues.http import auth
 
 
 class Command(BaseCommand):

@@ -52,7 +52,7 @@ if pending > 0 then push() end
 if created > 0 then
   redis.call('HINCRBY', KEYS[3], 'scheduled|' .. name, created)
   redis.call('HINCRBY', KEYS[3], 'scheduled', created)
-  redis.call('HSETNX', KEYS[3], 'first_activity_ms', now)  -- queues.stats windows start here
+  redis.call('HSETNX', KEYS[3], 'first_activity_ms', now)  -- queues.ops.stats windows start here
   redis.call('SADD', KEYS[4], queue)
 end
 return out

@@ -9,7 +9,7 @@
 -- Returns: fail_job returns the job's final record, HGETALL's flat list.
 --
 -- The one place a job turns 'failed': the record's state and error fields, the
--- failed index, and the counters queues.stats and the metrics read ('failed',
+-- failed index, and the counters queues.ops.stats and the metrics read ('failed',
 -- 'failed|<name>', this minute's 'failed' and 'untimed'). What differs between its
 -- three callers stays with them: claim counts 'expired', recover counts 'stalled',
 -- finish adds timings and the histogram and trims the index by keep_failed.

@@ -11,6 +11,18 @@
     enqueue("photo-processing", "process-photo", {...}, priority=1)
     enqueue_many("photo-processing", "process-photo", [{...}, {...}])
     get_job("photo-processing", handle.id).state
+
+This package is also the room of a job's life, one module per step:
+``producer`` (what ``@job`` declares; a call becomes recorded, published jobs),
+``messages`` (the Celery messages the enqueue script pushes), ``payload`` (the strict
+JSON rules), ``task`` (claim, run, finish in the worker), ``request`` (the worker's
+view of a delivery: child lost, hard time limit), ``context`` (``JobContext``),
+``retry`` (backoff and what is retryable), ``recovery`` (stalled and lost jobs),
+``failures`` (the one exit of a job that failed for good), ``info`` (``JobInfo``,
+``JobHandle``: reading a job back).
+
+It imports the store and the shared vocabulary (``queues.conf``, ``exceptions``,
+``signals``, ``options``, ``registry``), never ``queues.ops`` or ``queues.http``.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ from typing import Any, Literal, overload
 import pydantic
 from celery import shared_task
 
-from queues import options, producer, registry, signals, store
+from queues import options, registry, signals, store
 from queues.conf import settings
 from queues.exceptions import (
     ConfigurationError,
@@ -31,10 +43,13 @@ from queues.exceptions import (
     JobNotFound,
     JobValidationError,
 )
-from queues.records import JobHandle, JobInfo, get_job
-from queues.task import JobTask
+from queues.jobs import producer
+from queues.jobs.context import JobContext
+from queues.jobs.info import JobHandle, JobInfo, get_job
+from queues.jobs.task import JobTask
 
 __all__ = [
+    "JobContext",
     "JobHandle",
     "JobInfo",
     "ScheduledJob",

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from queues import health, registry, signals, store
+from queues import registry, signals, store
 from queues.exceptions import ConfigurationError
+from queues.ops import health
 from queues.store import history as history_store
 
 logger = logging.getLogger("queues.health")

@@ -25,11 +25,12 @@ from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery.worker.request import Request
 from django.db import DatabaseError
 
-from queues import recovery, registry
+from queues import registry
 from queues.conf import settings
 from queues.exceptions import BackendUnavailable, QueueTypeNotFound
+from queues.jobs import recovery
 
-logger = logging.getLogger("queues.recovery")
+logger = logging.getLogger("queues.jobs.recovery")
 Limits = tuple[float | None, float | None]  # (hard, soft) seconds
 # queue -> (monotonic time to look again, the queue type's limits)
 _queue_type_limits: dict[str, tuple[float, Limits]] = {}
@@ -100,7 +101,7 @@ class JobRequest(Request):
 
     def _timed_out(self, exc: TimeLimitExceeded) -> None:
         """The pool kills the child running this attempt: the attempt failed."""
-        from queues.task import fail_attempt
+        from queues.jobs.task import fail_attempt
 
         job_id = self._request_dict["jq_job"]
         tb = "".join(traceback.format_exception(exc)) or repr(exc)

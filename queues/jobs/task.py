@@ -1,7 +1,7 @@
 """The Celery task base of every ``@job``, worker side: claim-on-start, run, finish.
 
 - ``apply_async`` (and so ``.delay``) is the producer side, inherited from
-  ``queues.producer.JobDeclaration``: the payload is validated, recorded in
+  ``queues.jobs.producer.JobDeclaration``: the payload is validated, recorded in
   Redis and published in one Lua call.
 - ``before_start`` claims the job atomically; a message whose job is not
   claimable (already active or finished, cancelled, superseded) raises
@@ -24,10 +24,11 @@ from typing import Any, NoReturn, TypeVar
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.exceptions import Ignore, Retry
 
-from queues import producer, recovery, retry, store
-from queues.context import JobContext
+from queues import store
 from queues.exceptions import BackendUnavailable, JobValidationError, QueueTypeNotFound
-from queues.failures import failed_for_good
+from queues.jobs import producer, recovery, retry
+from queues.jobs.context import JobContext
+from queues.jobs.failures import failed_for_good
 from queues.options import Backoff
 
 logger = logging.getLogger("queues.jobs")
@@ -38,7 +39,7 @@ class JobTask(producer.JobDeclaration):
 
     typing = False
     ignore_result = True
-    Request = "queues.request:JobRequest"
+    Request = "queues.jobs.request:JobRequest"
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         req = self.request

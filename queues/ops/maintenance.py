@@ -7,9 +7,9 @@
   whose record expired, pool targets of workers long gone.
 - ``metrics-aggregation``: roll per-minute stats buckets into hourly ones
   (kept 7 days) for longer windows than the 2-hour minute buckets allow;
-  ``queues.health_history`` reads them (``GET /queues/<name>/health/history``).
+  ``queues.ops.health_history`` reads them (``GET /queues/<name>/health/history``).
 - ``health-check``: evaluate every queue's health and record the changes of
-  status (``queues.health_history``).
+  status (``queues.ops.health_history``).
 
 ``metrics-aggregation`` and ``health-check`` are scheduled by
 ``deadletter.retention.ensure_schedules`` from ``ENABLE_METRICS_COLLECTION`` /
@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from queues import health_history, manager, store
+from queues import store
 from queues.conf import settings
-from queues.context import JobContext
 from queues.jobs import job
+from queues.jobs.context import JobContext
+from queues.ops import health_history, manager
 from queues.store import history as history_store
 from queues.store import upkeep
 from queues.store import workers as worker_store
@@ -71,7 +72,7 @@ def cleanup_orphans_job(data: dict[str, Any], ctx: JobContext) -> dict[str, int]
 def aggregate_metrics(queue: str) -> int:
     """Add the minute buckets of finished hours into hourly hashes; returns minutes rolled.
 
-    The hourly hashes (kept a week) feed ``queues.health_history``.
+    The hourly hashes (kept a week) feed ``queues.ops.health_history``.
 
     Raises:
         BackendUnavailable: Redis is unreachable.

@@ -4,8 +4,8 @@
 answers 200 only when Redis and the database answer and every migration is
 applied, else 503 naming the failing part, within a second even when a backend
 hangs. ``GET /metrics`` serves
-``queues.metrics`` (behind a ``queues:view`` token when METRICS_REQUIRE_TOKEN
-is set). Queue health is part of the JWT ops API (``queues.api``). Errors
+``queues.ops.metrics`` (behind a ``queues:view`` token when METRICS_REQUIRE_TOKEN
+is set). Queue health is part of the JWT ops API (``queues.http.api``). Errors
 are JSON with a 4xx/503 status, never a 500.
 """
 
@@ -26,9 +26,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from queues import auth, metrics, store
+from queues import store
 from queues.conf import settings
 from queues.exceptions import BackendUnavailable
+from queues.http import auth
+from queues.ops import metrics
 
 View = Callable[..., HttpResponse]
 

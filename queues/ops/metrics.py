@@ -36,7 +36,7 @@ from queues import registry
 from queues.store import queue_state
 from queues.store import stats as stats_store
 
-logger = logging.getLogger("queues.metrics")
+logger = logging.getLogger("queues.ops.metrics")
 
 # The finish script's histogram bounds in milliseconds; it counts each
 # finished job once, under the first bound its duration fits (not cumulative).

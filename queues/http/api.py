@@ -15,12 +15,13 @@ from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import field_validator
 
-from queues import health, jobs, manager, scheduling, stats
-from queues import health_history as history
-from queues.auth import Principal
+from queues import jobs
+from queues.http.auth import Principal
+from queues.jobs.payload import MAX_PAYLOAD_DEPTH
+from queues.jobs.payload import check as check_payload
+from queues.ops import health, manager, scheduling, stats
+from queues.ops import health_history as history
 from queues.options import JOB_ID_PATTERN
-from queues.payload import MAX_PAYLOAD_DEPTH
-from queues.payload import check as check_payload
 
 router = Router(tags=["queues"])
 

@@ -5,7 +5,7 @@ is here, in the order it happens:
 
 - ``JobDeclaration``: what ``@job`` declares (queue, name, schema, defaults) and the
   Celery calls that enqueue it (``apply_async``, ``delay_on_commit``, ...). The
-  worker side, ``queues.task.JobTask``, builds on it.
+  worker side, ``queues.jobs.task.JobTask``, builds on it.
 - the call's shape (``payload_from_call``), the schema and strict-JSON check
   (``JobDeclaration.validate_payload``), Celery's option names mapped onto the
   coordinator's (``celery_options``);
@@ -31,14 +31,14 @@ from celery import Task
 from queues import options, registry, store
 from queues.conf import settings
 from queues.exceptions import JobValidationError, PayloadTooLarge, UnknownJobType
-from queues.messages import BuiltMessage, MessageTemplate, new_id, new_task_id
+from queues.jobs.info import JobHandle
+from queues.jobs.messages import BuiltMessage, MessageTemplate, new_id, new_task_id
+from queues.jobs.payload import check as check_payload
 from queues.options import JobOptions
-from queues.payload import check as check_payload
-from queues.records import JobHandle
 
 CHUNK = 500  # jobs per enqueue script call: big enough to amortise, small enough not to stall Redis
 # The record's ``data``: compact JSON. One encoder, as ``json.dumps`` with
-# ``separators`` would build a new one on every call. ``queues.payload.check``
+# ``separators`` would build a new one on every call. ``queues.jobs.payload.check``
 # has bounded the depth (so no cycles) and refused NaN before it runs.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False, allow_nan=False)
 
@@ -186,7 +186,7 @@ def _template(task: JobDeclaration) -> MessageTemplate:
 def encode_payload(task: JobDeclaration, data: Any, *, limit: int) -> tuple[Any, str]:
     """The payload (as JSON-ready data, and as JSON) after schema validation and size limit.
 
-    The strict JSON rules of ``queues.payload`` (finite numbers, depth, storable
+    The strict JSON rules of ``queues.jobs.payload`` (finite numbers, depth, storable
     strings) run inside ``JobDeclaration.validate_payload``, after the schema.
 
     Raises:

@@ -22,13 +22,13 @@ from croniter import croniter
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from queues import producer
-from queues.records import JobHandle
-from queues.scheduling import CRON_FIELDS
+from queues.jobs import producer
+from queues.jobs.info import JobHandle
+from queues.jobs.task import JobTask
+from queues.ops.scheduling import CRON_FIELDS
 from queues.store import recurring as recurring_store
-from queues.task import JobTask
 
-logger = logging.getLogger("queues.beat")
+logger = logging.getLogger("queues.ops.beat")
 TICK_TOLERANCE = timedelta(seconds=2)  # beat fires a little after the nominal time
 
 

@@ -6,12 +6,12 @@ sends ``queues.signals.job_failed`` once, which ``deadletter`` connects to
 (this app never imports it, DESIGN §3). The ways a job gets there:
 
 - ``finished``: its last attempt failed, or it raised a non-retryable error
-  (a time-out included, soft or hard: ``queues.task``);
+  (a time-out included, soft or hard: ``queues.jobs.task``);
 - ``expired``: it waited past ``MAX_JOB_AGE`` or its deadline, seen at claim;
 - ``refused``: a message sent around the coordinator broke the payload or id
-  rules, so it was never recorded (its final record is made in ``queues.task``);
+  rules, so it was never recorded (its final record is made in ``queues.jobs.task``);
 - ``stalled`` / ``lost``: its lock expired, or its pool child died, more
-  often than ``maxStalledCount`` (``queues.recovery``).
+  often than ``maxStalledCount`` (``queues.jobs.recovery``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Literal
 
 from queues.signals import job_failed
 
-logger = logging.getLogger("queues.failures")
+logger = logging.getLogger("queues.jobs.failures")
 
 How = Literal["finished", "expired", "refused", "stalled", "lost"]
 # How each way is logged: level, the line after "job <queue>/<id> ", and the

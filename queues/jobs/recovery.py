@@ -16,11 +16,12 @@ import logging
 from collections.abc import Iterable
 from typing import Literal
 
-from queues import producer, store
+from queues import store
 from queues.exceptions import UnknownJobType
-from queues.failures import failed_for_good
+from queues.jobs import producer
+from queues.jobs.failures import failed_for_good
 
-logger = logging.getLogger("queues.recovery")
+logger = logging.getLogger("queues.jobs.recovery")
 
 
 def _recover(queue: str, job_id: str, *, mode: Literal["stalled", "lost"],
@@ -93,7 +94,7 @@ def recover_vanished_messages(queues: Iterable[str]) -> int:
     """
     from celery import current_app
 
-    from queues.messages import broker_keys
+    from queues.jobs.messages import broker_keys
 
     seen, count = set(), 0
     for queue in queues:

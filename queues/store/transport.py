@@ -1,6 +1,6 @@
 """The coordinator's broker transport: kombu's Redis transport with three fixes.
 
-Selected by ``CELERY_BROKER_TRANSPORT = "queues.transport:Transport"``; the
+Selected by ``CELERY_BROKER_TRANSPORT = "queues.store.transport:Transport"``; the
 broker URL stays ``redis://``. Everything not named here is kombu's own.
 
 1. **A lost connection must not kill the worker.** With ``acks_late`` and a
@@ -57,7 +57,7 @@ from queues import store
 from queues.conf import settings
 from queues.exceptions import BackendUnavailable
 
-logger = logging.getLogger("queues.transport")
+logger = logging.getLogger("queues.store.transport")
 
 # A message larger than this is not read into a task: the payload limit, twice
 # (base64 and JSON escaping), plus room for the envelope.
