@@ -2,11 +2,18 @@
 
 1. enqueue: jobs/s of single ``.delay()`` calls from one process, raw Celery
    task vs ``@job`` task.
-2. bulk: jobs/s of one ``queues.jobs.enqueue_many`` call, against raw ``.delay()``.
+2. bulk: jobs/s of one ``queues.jobs.enqueue_many`` call, against raw ``.delay()``
+   and against BullMQ's ``Queue.addBulk`` in chunks of 1,000 (``bench/bullmq/``,
+   node; ``npm ci`` there on the first run; the row is skipped, with a sentence,
+   where node or npm is missing).
 3. drain: jobs/s of a ``celery worker`` subprocess (``-c 2``, the same command
    line for both but ``-Q``) running N jobs queued before it started, from
    its "ready." line until the last one finished.
 4. latency: enqueue-to-start p50/p99 on an idle worker, one job every ~5 ms.
+
+"Raw Celery" is Celery alone: a plain ``Celery`` app publishing a
+``shared_task`` with kombu's own Redis transport, and the project's worker
+command line run with that transport (``BROKER_TRANSPORT=redis``).
 
 Every figure is the median of ``--runs`` runs, on a private ``redis-server``
 and a private SQLite file::
@@ -21,6 +28,7 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from celery import Celery
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``bench`` and the project importable
@@ -46,6 +55,8 @@ JOB_MODULES = "coordinator_project.sample_jobs,bench.bench_jobs"
 POOLS = ("prefork", "threads", "solo")
 CONCURRENCY = 2
 LATENCY_SPACING_S = 0.005
+BULLMQ_DIR = ROOT / "bench" / "bullmq"  # package.json, the pinned lock file, add_bulk.mjs
+BULLMQ_CHUNK = 1000
 WARM_UP_JOBS = 100
 
 Figures = tuple[float, ...]
@@ -69,14 +80,16 @@ class Side:
     send: Callable[[dict[str, Any]], object]
     fill: Callable[[int], None]
     finished: Callable[[redis.Redis], int]
+    worker_env: dict[str, str]  # on top of this process's environment
 
 
 @dataclass(frozen=True)
 class Row:
     label: str
-    raw: float
+    raw: float  # the baseline: raw Celery, or BullMQ where the label says so
     coordinator: float
-    target: float | None = None  # the least coordinator/raw ratio that passes
+    target: float | None = None  # the least coordinator/baseline ratio that passes
+    ceiling: float | None = None  # the most it may be (for times, where less is better)
 
 
 # ----- setup -----------------------------------------------------------------------
@@ -90,10 +103,23 @@ def payloads(count: int) -> list[dict[str, Any]]:
     return [{"n": n} for n in range(count)]
 
 
+def raw_celery() -> Celery:
+    """A plain Celery app on the same Redis: kombu's own Redis transport, no coordinator.
+
+    The raw side's producer; its worker is the project's command line with kombu's
+    transport too (``BROKER_TRANSPORT=redis``), so "raw" is what Celery alone does.
+    """
+    app = Celery("bench-raw", broker=os.environ["REDIS_URL"], set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True)
+    return app
+
+
 def make_sides() -> tuple[Side, Side]:
-    from bench.bench_jobs import COUNT_KEY, JOB_NAME, QUEUE, RAW_QUEUE, bench_noop, raw_noop
+    from bench.bench_jobs import COUNT_KEY, JOB_NAME, QUEUE, RAW_QUEUE, bench_noop
     from queues.jobs import enqueue_many
     from queues.store import keys
+
+    raw_noop = raw_celery().tasks["bench.raw_noop"]  # the shared task, bound to that app
 
     def raw_fill(count: int) -> None:
         for data in payloads(count):
@@ -103,9 +129,9 @@ def make_sides() -> tuple[Side, Side]:
         enqueue_many(QUEUE, JOB_NAME, payloads(count))
 
     raw = Side("raw Celery", RAW_QUEUE, raw_noop.delay, raw_fill,
-               lambda r: int(r.get(COUNT_KEY) or 0))
+               lambda r: int(r.get(COUNT_KEY) or 0), {"BROKER_TRANSPORT": "redis"})
     coordinator = Side("coordinator", QUEUE, bench_noop.delay, coordinator_fill,
-                       lambda r: int(r.hget(keys.stats(QUEUE), "completed") or 0))
+                       lambda r: int(r.hget(keys.stats(QUEUE), "completed") or 0), {})
     return raw, coordinator
 
 
@@ -113,13 +139,15 @@ def make_sides() -> tuple[Side, Side]:
 class Worker:
     """A ``celery worker`` subprocess; only ``-Q`` and ``-P`` vary between benchmarks."""
 
-    def __init__(self, queue: str, pool: str) -> None:
+    def __init__(self, side: Side, pool: str) -> None:
+        queue = side.queue
         self.log = Path(f"/tmp/jq-bench-throughput-{pool}-{queue}.log")
         cmd = [sys.executable, "-m", "celery", "-A", "coordinator_project", "worker",
                "-Q", queue, "-P", pool, "-c", str(CONCURRENCY), "-n", f"bench-{pool}@%h",
                "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ), stdout=out,
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **side.worker_env},
+                                         stdout=out,
                                          stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -133,8 +161,8 @@ class Worker:
 
 
 @contextmanager
-def running_worker(queue: str, pool: str) -> Iterator[Worker]:
-    worker = Worker(queue, pool)
+def running_worker(side: Side, pool: str) -> Iterator[Worker]:
+    worker = Worker(side, pool)
     try:
         worker.wait_ready()
         yield worker
@@ -153,6 +181,31 @@ def enqueue_rate(r: redis.Redis, side: Side, count: int) -> Figures:
     return (count / (time.perf_counter() - began),)
 
 
+def bullmq_missing() -> str:
+    """Why BullMQ's producer cannot run here (a sentence), or "" when it can.
+
+    Installs the pinned ``bench/bullmq/package-lock.json`` with ``npm ci`` the first time.
+    """
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node and npm are not on PATH, so the BullMQ addBulk row is skipped."
+    if not (BULLMQ_DIR / "node_modules" / "bullmq").is_dir():
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BULLMQ_DIR,
+                              capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            return ("npm ci in bench/bullmq failed, so the BullMQ addBulk row is skipped: "
+                    f"{done.stderr.strip()[-300:]}")
+    return ""
+
+
+def bullmq_rate(r: redis.Redis, count: int) -> float:
+    """Jobs/s of BullMQ's ``Queue.addBulk`` adding ``count`` jobs, 1,000 per call."""
+    r.flushall()
+    done = subprocess.run(["node", str(BULLMQ_DIR / "add_bulk.mjs"), os.environ["REDIS_URL"],
+                           str(count), str(BULLMQ_CHUNK)], capture_output=True, text=True,
+                          timeout=600, check=True)
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["rate"])
+
+
 def bulk_rate(r: redis.Redis, count: int) -> float:
     """Jobs/s of one ``enqueue_many`` call of ``count`` jobs."""
     from bench.bench_jobs import JOB_NAME, QUEUE
@@ -169,7 +222,7 @@ def drain_rate(r: redis.Redis, side: Side, count: int, pool: str) -> Figures:
     """Jobs/s of a worker started on ``count`` queued jobs, from ready to the last finished."""
     r.flushall()
     side.fill(count)
-    with running_worker(side.queue, pool):
+    with running_worker(side, pool):
         began, done_at_ready = time.perf_counter(), side.finished(r)
         wait_for(lambda: side.finished(r) >= count, timeout=60 + count / 20, interval=0.005,
                  what=f"{side.name} to run {count} jobs ({pool})")
@@ -182,7 +235,7 @@ def latencies(r: redis.Redis, side: Side, count: int) -> Figures:
     from bench.bench_jobs import STARTS_KEY
 
     r.flushall()
-    with running_worker(side.queue, "prefork"):
+    with running_worker(side, "prefork"):
         time.sleep(1.0)  # let the pool and the coordinator thread settle
         for _ in range(count):
             side.send({"sent": time.time()})
@@ -221,14 +274,29 @@ def run_enqueue(r: redis.Redis, sides: tuple[Side, Side], sizes: Sizes) -> list[
     warm_up(r, sides)
     [(raw, coordinator)] = paired("enqueue .delay()", sizes.runs, sides,
                                   lambda side: enqueue_rate(r, side, sizes.enqueue))
-    bulk = [bulk_rate(r, sizes.bulk) for _ in range(sizes.runs)]
+    missing = bullmq_missing()
+    bulk: list[float] = []
+    bullmq: list[float] = []
+    for _ in range(sizes.runs):  # interleaved, as ``paired`` does
+        bulk.append(bulk_rate(r, sizes.bulk))
+        if not missing:
+            bullmq.append(bullmq_rate(r, sizes.bulk))
     print(f"  {'enqueue_many':<22} {'coordinator':<12} runs: "
           + ", ".join(f"{value:.1f}" for value in bulk), flush=True)
-    return [
-        Row(f"enqueue .delay() jobs/s (N={sizes.enqueue})", raw, coordinator, 0.8),
+    rows = [
+        Row(f"enqueue .delay() jobs/s (N={sizes.enqueue})", raw, coordinator, 1.5),
         Row(f"enqueue_many jobs/s (N={sizes.bulk}) vs raw .delay()", raw,
             statistics.median(bulk), 10.0),
     ]
+    if missing:
+        print(f"  {missing}", flush=True)
+    else:
+        print(f"  {'addBulk':<22} {'BullMQ':<12} runs: "
+              + ", ".join(f"{value:.1f}" for value in bullmq), flush=True)
+        rows.append(Row(f"enqueue_many vs BullMQ addBulk x{BULLMQ_CHUNK} jobs/s "
+                        f"(N={sizes.bulk}; baseline is BullMQ)", statistics.median(bullmq),
+                        statistics.median(bulk), 1.0))
+    return rows
 
 
 def run_drain(r: redis.Redis, sides: tuple[Side, Side], sizes: Sizes,
@@ -238,7 +306,7 @@ def run_drain(r: redis.Redis, sides: tuple[Side, Side], sizes: Sizes,
         measure = functools.partial(drain_rate, r, count=sizes.drain, pool=pool)
         [(raw, coordinator)] = paired(f"drain {pool}", sizes.runs, sides, measure)
         rows.append(Row(f"drain jobs/s, -P {pool} -c {CONCURRENCY} (N={sizes.drain})", raw,
-                        coordinator, 0.8))
+                        coordinator, 0.95))
     return rows
 
 
@@ -246,7 +314,8 @@ def run_latency(r: redis.Redis, sides: tuple[Side, Side], sizes: Sizes) -> list[
     (raw50, coord50), (raw99, coord99) = paired(
         "latency p50/p99 ms", sizes.runs, sides, lambda side: latencies(r, side, sizes.latency))
     label = f"enqueue->start ms, idle prefork (N={sizes.latency})"
-    return [Row(f"{label} p50", raw50, coord50), Row(f"{label} p99", raw99, coord99)]
+    return [Row(f"{label} p50", raw50, coord50),
+            Row(f"{label} p99", raw99, coord99, ceiling=1.2)]
 
 
 # ----- report ------------------------------------------------------------------------
@@ -259,6 +328,8 @@ def print_table(rows: list[Row]) -> None:
         target = ""
         if row.target is not None:
             target = f">= {row.target:g}x  {'PASS' if ratio >= row.target else 'MISS'}"
+        elif row.ceiling is not None:
+            target = f"<= {row.ceiling:g}x  {'PASS' if ratio <= row.ceiling else 'MISS'}"
         print(f"{row.label:<{width}}  {row.raw:>11.1f}  {row.coordinator:>11.1f}  "
               f"{ratio:>8.3f}x  {target}".rstrip())
 

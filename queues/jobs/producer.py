@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,10 +230,16 @@ def submit(task: JobDeclaration, items: Sequence[Any],
         store.take_rate(opts.client_id, len(payloads), settings.MAX_JOBS_PER_MINUTE, now=now)
     template = _template(task)
     batch = _batch(task, spec, opts, template, now)
-    jobs = [_new_job(template, opts, payload) for payload in payloads]
-    created: list[bool] = []
-    for start in range(0, len(jobs), CHUNK):
-        created += store.enqueue(batch, jobs[start:start + CHUNK], now=now)
+    jobs: list[store.NewJob] = []
+
+    def chunks() -> Iterator[list[store.NewJob]]:
+        # built as the store sends them: Redis runs one chunk while the next is made
+        for start in range(0, len(payloads), CHUNK):
+            chunk = [_new_job(template, opts, payload) for payload in payloads[start:start + CHUNK]]
+            jobs.extend(chunk)
+            yield chunk
+
+    created = store.enqueue(batch, chunks(), now=now)
     return [Submitted(job.job_id, flag) for job, flag in zip(jobs, created, strict=True)]
 
 

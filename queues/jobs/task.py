@@ -84,10 +84,9 @@ class JobTask(producer.JobDeclaration):
             if delay_ms is not None:
                 raise Retry(exc=exc, when=delay_ms / 1000) from exc
             raise
-        if when_redis_answers(self.job_queue, lambda: store.finish(
-                self.job_queue, ctx.job_id, token=token, state="completed",
-                worker=self.request.hostname or "",
-                fields={"result": encoded, "progress": "100"})) is None:
+        if not when_redis_answers(self.job_queue, lambda: store.complete(
+                self.job_queue, ctx.job_id, token=token, worker=req.hostname or "",
+                result=encoded)):
             logger.warning("job %s/%s finished after losing its lock; result not recorded",
                            self.job_queue, ctx.job_id)
         return result
@@ -205,8 +204,7 @@ def _record_failure(task: JobTask, job_id: str, *, token: str, worker: str,
         "error": error_text(exc), "error_type": type(exc).__name__, "traceback": tb,
         "failed_reason": "timeout" if timed_out else retry.failure_reason(exc, task.dont_retry),
     }
-    record = store.finish(task.job_queue, job_id, token=token, state="failed", worker=worker,
-                          fields=fields)
+    record = store.fail(task.job_queue, job_id, token=token, worker=worker, fields=fields)
     if record is not None:
         failed_for_good(task.job_queue, job_id, record, how="finished", sender=type(task))
 

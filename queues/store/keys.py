@@ -8,6 +8,9 @@ name, plus ``<sep><priority>`` for priorities above 0).
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 from queues.conf import settings
 
 # kombu's Redis transport keeps reserved-but-unacked messages here (its
@@ -16,6 +19,7 @@ KOMBU_UNACKED = "unacked"
 KOMBU_UNACKED_INDEX = "unacked_index"
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")
+_MINUTE = "stats:m:"  # per-minute stats hashes: <queue base>stats:m:<minute number>
 
 
 def prefix() -> str:
@@ -24,15 +28,58 @@ def prefix() -> str:
 
 def queue_base(queue: str) -> str:
     """The common start of a queue's keys; Lua scripts derive job keys from it."""
-    return f"{prefix()}{{{queue}}}:"
+    return of(queue).base
+
+
+class QueueKeys(NamedTuple):
+    """A queue's fixed keys, built once per (prefix, queue): a job's claim and finish
+    name nine of them, so the hot path reads them here instead of formatting each."""
+
+    base: str
+    waiting: str
+    delayed: str
+    active: str
+    completed: str
+    failed: str
+    cancelled: str
+    paused: str
+    meta: str
+    stats: str
+
+    def in_state(self, state: str) -> str:
+        """The state index of ``state`` (one of ``STATES``)."""
+        return f"{self.base}{state}"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.base}job:{job_id}"
+
+    def job_logs(self, job_id: str) -> str:
+        return f"{self.base}job:{job_id}:logs"
+
+    def stats_minute(self, minute: int) -> str:
+        return f"{self.base}{_MINUTE}{minute}"
+
+
+def of(queue: str) -> QueueKeys:
+    """The fixed keys of ``queue`` under the current ``REDIS_KEY_PREFIX``."""
+    return _queue_keys(prefix(), queue)
+
+
+@functools.lru_cache(maxsize=1024)  # bounded: a queue name may come from a request
+def _queue_keys(key_prefix: str, queue: str) -> QueueKeys:
+    base = f"{key_prefix}{{{queue}}}:"
+    return QueueKeys(base=base, waiting=f"{base}waiting", delayed=f"{base}delayed",
+                     active=f"{base}active", completed=f"{base}completed",
+                     failed=f"{base}failed", cancelled=f"{base}cancelled",
+                     paused=f"{base}paused", meta=f"{base}meta", stats=f"{base}stats")
 
 
 def job(queue: str, job_id: str) -> str:
-    return f"{queue_base(queue)}job:{job_id}"
+    return of(queue).job(job_id)
 
 
 def job_logs(queue: str, job_id: str) -> str:
-    return f"{job(queue, job_id)}:logs"
+    return of(queue).job_logs(job_id)
 
 
 def state_index(queue: str, state: str) -> str:
@@ -41,27 +88,27 @@ def state_index(queue: str, state: str) -> str:
     For ``waiting`` the score is when the job's current message was pushed, or
     lower for a message pushed at the consuming end (``queues.store.scripts``).
     """
-    return f"{queue_base(queue)}{state}"
+    return of(queue).in_state(state)
 
 
 def meta(queue: str) -> str:
     """A hash of queue-wide flags (``paused``)."""
-    return f"{queue_base(queue)}meta"
+    return of(queue).meta
 
 
 def stats(queue: str) -> str:
     """A hash of all-time counters (scheduled, completed, failed, ...)."""
-    return f"{queue_base(queue)}stats"
+    return of(queue).stats
 
 
 def stats_bucket_prefix(queue: str) -> str:
     """Per-minute statistics hashes are this prefix plus the minute number."""
-    return f"{queue_base(queue)}stats:m:"
+    return f"{of(queue).base}{_MINUTE}"
 
 
 def stats_minute(queue: str, minute: int) -> str:
     """The per-minute statistics hash of ``minute`` (minutes since the epoch)."""
-    return f"{stats_bucket_prefix(queue)}{minute}"
+    return of(queue).stats_minute(minute)
 
 
 def stats_hour(queue: str, hour: int) -> str:

@@ -1,4 +1,4 @@
-"""The coordinator's broker transport: kombu's Redis transport with three fixes.
+"""The coordinator's broker transport: kombu's Redis transport with four fixes.
 
 Selected by ``CELERY_BROKER_TRANSPORT = "queues.store.transport:Transport"``; the
 broker URL stays ``redis://``. Everything not named here is kombu's own.
@@ -37,6 +37,16 @@ broker URL stays ``redis://``. Everything not named here is kombu's own.
    connection error goes to Celery, which reconnects the consumer as for a
    lost ``BRPOP``.
 
+4. **One Redis client per pool, not one per command.** kombu's
+   ``conn_or_acquire`` builds a new ``redis.Redis`` each time it is called
+   without a client: twice per message (the ``unacked`` bookkeeping on
+   delivery and on ack) and once per publish. redis-py copies its table of
+   ~170 response callbacks into every new client, which the profile in
+   ``bench/README.md`` shows as a fifth of a solo worker's time per job. Here
+   the channel keeps one client per connection pool (a new pool, after a
+   reconnect, gets a new client); redis-py clients are thread-safe, each
+   command takes a connection from the pool as before.
+
 ``tests/e2e/test_broker_faults.py`` and ``tests/integration/test_transport.py``
 fail on stock kombu and pass here, so an upgrade that fixes kombu can drop a
 patch knowingly.
@@ -46,7 +56,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kombu.serialization import prepare_accept_content
@@ -155,6 +166,17 @@ class Channel(kombu_redis.Channel):
             except (kombu_redis.Empty, *self.connection_errors):
                 pass
         super().close()
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        # Fix 4: one synchronous client per connection pool.
+        if client:
+            yield client
+            return
+        pool, cached = self.pool, self.__dict__.get("_sync_client")
+        if cached is None or cached.connection_pool is not pool:
+            cached = self.__dict__["_sync_client"] = self._create_client()
+        yield cached
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         # Fix 1: after the transport was closed there is nothing to connect to;

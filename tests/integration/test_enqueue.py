@@ -191,7 +191,7 @@ def test_one_script_call_skips_duplicate_ids_and_keeps_message_order(r: redis.Re
     jobs = [store.NewJob(job_id, "{}", f"tr-{job_id}", f"task-{job_id}", f"msg-{n}")
             for n, job_id in enumerate(ids)]
     batch = store.JobBatch(Q, 0, Q, {"name": "t-echo", "queue": Q, "task": t.echo.name})
-    created = store.enqueue(batch, jobs, now=store.now_ms())
+    created = store.enqueue(batch, [jobs], now=store.now_ms())  # one chunk: one call
     assert created == [True] * 2500 + [False, False]
     assert r.lrange(Q, 0, -1)[::-1] == [f"msg-{n}".encode() for n in range(2500)]
     assert r.zcard(keys.state_index(Q, "waiting")) == 2500

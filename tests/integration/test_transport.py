@@ -1,4 +1,5 @@
-"""The transport's pub/sub fix (``queues.store.transport`` fix 3), on a real Redis restart.
+"""The transport's pub/sub fix (``queues.store.transport`` fix 3), on a real Redis restart,
+and its one client per pool (fix 4).
 
 A worker reads its fanout (remote control) connection when the event loop
 says the socket is readable. After Redis restarts, that read must end in a
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from kombu import Connection, Exchange, Queue
 from kombu.transport import redis as kombu_redis
 
@@ -77,5 +79,35 @@ def test_a_pubsub_read_after_a_redis_restart_raises_a_connection_error(
         assert outcome, "the read blocked the event loop"
         [result] = outcome
         assert isinstance(result, channel.connection_errors), result
+    finally:
+        conn.release()
+
+
+def test_the_channel_keeps_one_client_per_pool_and_a_new_pool_gets_a_new_one(
+        own_redis: RedisServer) -> None:
+    """Fix 4: publish, the unacked bookkeeping and ack share one client; after a
+    reconnect (a new pool) the channel builds a client on that pool."""
+    conn = Connection(own_redis.url, transport=transport.Transport)
+    r = redis.Redis.from_url(own_redis.url)
+    try:
+        channel: Any = conn.default_channel
+        queue = Queue("jq-test-one-client", channel=channel)
+        queue.declare()
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+            assert first is second and first.connection_pool is channel.pool
+        producer = conn.Producer(channel)
+        for n in range(3):
+            producer.publish({"n": n}, routing_key=queue.name)
+        message = queue.get(no_ack=False)
+        assert message is not None and message.payload == {"n": 0}
+        assert r.hlen("unacked") == 1
+        message.ack()
+        assert r.hlen("unacked") == 0
+        channel._disconnect_pools()
+        with channel.conn_or_acquire() as third:
+            assert third is not first and third.connection_pool is channel.pool
+            assert third.llen(queue.name) == 2
+        with channel.conn_or_acquire(first) as given:
+            assert given is first  # a client passed in is used as kombu uses it
     finally:
         conn.release()

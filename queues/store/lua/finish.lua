@@ -2,9 +2,12 @@
 --       this minute's stats bucket, the worker's hash
 -- ARGV: job id, owner token, now, target state, base, bucket ttl ms,
 --       then field/value pairs to store (result, or error details)
--- Returns: the record as a flat list (also when it was deleted), or 0 when the
+-- Returns: 1 when completed; when failed, the final record as a flat list (also
+--          when it was deleted: the dead letter is made from it); 0 when the
 --          caller no longer owns the job (it was recovered as stalled and belongs
---          to another run): nothing is written then.
+--          to another run): nothing is written then. A completed job's record is
+--          not sent back: nothing reads it, and on the hot path its ~30 fields
+--          cost the worker more to parse than the rest of the script.
 --
 -- The record's keep_<state> says what to retain: -1 every finished record,
 -- 0 none (this one is deleted), N the newest N. A failure goes through fail_job
@@ -50,7 +53,7 @@ else
   redis.call('HINCRBY', KEYS[5], state .. '|' .. cur[7], 1)
   redis.call('HINCRBY', KEYS[6], state, 1)
   redis.call('PEXPIRE', KEYS[6], ARGV[6])
-  record = redis.call('HGETALL', KEYS[1])
+  record = 1
 end
 if keep == 0 then
   redis.call('DEL', KEYS[1], KEYS[2])
