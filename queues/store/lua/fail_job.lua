@@ -15,8 +15,8 @@
 -- finish adds timings and the histogram and trims the index by keep_failed.
 --
 -- Why prepended source and not a Redis 7 FUNCTION library: scripts stay plain
--- EVALSHA through redis-py's register_script, which reloads a script the server
--- lost (restart, SCRIPT FLUSH) by itself and works on every Redis >= 6; a function
+-- EVALSHA (queues.store._Script), which loads a script the server lost (restart,
+-- SCRIPT FLUSH) again by itself and works on every Redis >= 6; a function
 -- library is server state that each deploy must FUNCTION LOAD before use, and two
 -- versions of the code running side by side (a rolling deploy) would share one
 -- library name. The cost is a few lines repeated in three cached scripts.
