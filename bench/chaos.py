@@ -116,11 +116,10 @@ def run_scenario(scenario: Scenario, c: Cluster, args: argparse.Namespace) -> Co
 
 def broker_note() -> str:
     """What is left in the broker: a stuck job with no message here was lost in flight."""
-    from queues.store import keys
+    from queues.store.broker import reserved_count
 
-    r = redis_client()
-    return (f"left in the broker lists: {broker_length(r, QUEUE)}; in kombu's unacked hash: "
-            f"{r.hlen(keys.KOMBU_UNACKED)}")
+    return (f"left in the broker lists: {broker_length(redis_client(), QUEUE)}; in kombu's "
+            f"unacked hash: {reserved_count()}")
 
 
 def message_trail(c: Cluster, job_ids: list[str]) -> list[str]:

@@ -269,15 +269,16 @@ def measure_baseline(r: redis.Redis, sizes: Sizes) -> Rss:
 
 def measure_coordinator(r: redis.Redis, sizes: Sizes) -> tuple[Rss, str]:
     from bench.delay_jobs import QUEUE
-    from queues.store import keys
+    from queues.store.broker import reserved_count
+    from queues.store.queue_state import state_counts
 
     r.flushall()
     took = enqueue_coordinator_delayed(sizes.coordinator_jobs)
     with running_worker("bench-mem-coord", QUEUE) as worker:
         rss = settled_rss(worker, sizes.settle_s)
-        delayed = r.zcard(keys.state_index(QUEUE, "delayed"))
+        delayed = state_counts(QUEUE, ("delayed",))["delayed"]
         note = (f"enqueue_many took {took:.1f} s; delayed set {delayed}, "
-                f"broker list {broker_length(r, QUEUE)}, kombu unacked {r.hlen('unacked')}")
+                f"broker list {broker_length(r, QUEUE)}, kombu unacked {reserved_count()}")
     return rss, note
 
 
@@ -298,6 +299,8 @@ def wait_while_pulling(r: redis.Redis, *, target: int, stall_s: float = 10.0,
 
 def measure_raw(r: redis.Redis, sizes: Sizes, env: dict[str, str] | None) -> tuple[Rss, int, str]:
     """RSS of a raw-Celery worker once it pulled what it will: (rss, pulled, note)."""
+    from queues.store.broker import reserved_count
+
     r.flushall()
     count = sizes.raw_jobs
     took = publish_raw_delayed(count)
@@ -306,7 +309,7 @@ def measure_raw(r: redis.Redis, sizes: Sizes, env: dict[str, str] | None) -> tup
         wait_while_pulling(r, target=count // 1000)
         pulled_s = time.monotonic() - began
         rss = settled_rss(worker, sizes.settle_s)
-        left, unacked = broker_length(r, RAW_QUEUE), int(r.hlen("unacked"))
+        left, unacked = broker_length(r, RAW_QUEUE), reserved_count()
     note = (f"published in {took:.1f} s; after {pulled_s:.1f} s broker list {left}, "
             f"held by the worker (kombu unacked) {unacked}")
     return rss, count - left, note

@@ -117,7 +117,7 @@ def raw_celery() -> Celery:
 def make_sides() -> tuple[Side, Side]:
     from bench.bench_jobs import COUNT_KEY, JOB_NAME, QUEUE, RAW_QUEUE, bench_noop
     from queues.jobs import enqueue_many
-    from queues.store import keys
+    from queues.store.stats import counters
 
     raw_noop = raw_celery().tasks["bench.raw_noop"]  # the shared task, bound to that app
 
@@ -131,7 +131,7 @@ def make_sides() -> tuple[Side, Side]:
     raw = Side("raw Celery", RAW_QUEUE, raw_noop.delay, raw_fill,
                lambda r: int(r.get(COUNT_KEY) or 0), {"BROKER_TRANSPORT": "redis"})
     coordinator = Side("coordinator", QUEUE, bench_noop.delay, coordinator_fill,
-                       lambda r: int(r.hget(keys.stats(QUEUE), "completed") or 0), {})
+                       lambda r: counters(QUEUE).get("completed", 0), {})
     return raw, coordinator
 
 

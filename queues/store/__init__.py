@@ -438,6 +438,17 @@ def fields(queue: str, job_id: str, *names: str) -> list[str | None]:
     return [text(v) if v is not None else None for v in values]
 
 
+def fields_of_many(queue: str, job_ids: Sequence[str], *names: str) -> list[list[str | None]]:
+    """Selected fields of each job record of ``job_ids``, in one pipeline (None where absent)."""
+    k = keys.of(queue)
+    with backend():
+        pipe = client().pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(k.job(job_id), names)
+        replies = pipe.execute()
+    return [[text(v) if v is not None else None for v in values] for values in replies]
+
+
 def read_record(queue: str, job_id: str) -> JobRecord | None:
     """The typed record of a job (one round trip), or None when there is no such job."""
     return JobRecord.from_values(fields(queue, job_id, *_RECORD_FIELDS))

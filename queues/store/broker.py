@@ -174,3 +174,9 @@ def unseen_waiting(queue: str, broker_keys: Sequence[str], *,
         return []
     reserved = set(_reserved(queue).values())
     return [job for job in suspects if job not in reserved]
+
+
+def reserved_count() -> int:
+    """How many messages kombu holds as delivered and not yet acked (its ``unacked`` hash)."""
+    with backend():
+        return int(client().hlen(keys.KOMBU_UNACKED))
