@@ -203,7 +203,8 @@ class Logins:
 
     def lines(self) -> list[str]:
         user, _, password = self.flower.partition(":")
-        return [f"admin  http://127.0.0.1:3000/admin/  login {self.admin}",
+        return [f"admin  http://127.0.0.1:3000/admin/  login {self.admin}  "
+                "(dashboard: /admin/dashboard/)",
                 f"flower http://127.0.0.1:5555/  login {user} / {password}",
                 self.token, f"logs   {LOG_DIR.relative_to(ROOT)}/"]
 

@@ -1,15 +1,17 @@
-"""URL routes: admin, the open probes, /metrics, and the JWT-protected ops API (seed §12).
+"""URL routes: admin (and its dashboard), the open probes, /metrics, the JWT ops API (seed §12).
 
 Django's 400 and 404 answers are JSON outside admin (``coordinator_project.errors``).
 """
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from coordinator_project.api import api
-from queues.http import probes
+from queues.http import dashboard, probes
 
 urlpatterns = [
+    # The dashboard lives inside admin (its login, its chrome), before admin's catch-all.
+    path("admin/dashboard/", include(dashboard.urlpatterns)),
     path("admin/", admin.site.urls),
     path("health", probes.liveness_view, name="health"),
     path("ready", probes.readiness_view, name="ready"),

@@ -14,6 +14,9 @@ from queues.exceptions import CoordinatorError
 from queues.models import QueueType
 from queues.ops import manager
 
+# The index links the dashboard (queues.http.dashboard) for users who may view it.
+admin.site.index_template = "admin/coordinator/index.html"
+
 
 @admin.register(QueueType)
 class QueueTypeAdmin(admin.ModelAdmin):

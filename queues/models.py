@@ -110,6 +110,12 @@ class QueueType(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = _("queue type")
+        # The dashboard's (queues.http.dashboard): a read-only operator group gets the
+        # first only; actions there need the second.
+        permissions = [
+            ("view_dashboard", _("Can view the queue dashboard")),
+            ("manage_jobs", _("Can act on jobs, queues and workers from the dashboard")),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -202,3 +202,22 @@ def bearer(*scopes: str, sub: str = "test-client") -> dict[str, str]:
 
 
 __all__ = ["as_int", "bearer", "store", "text", "text_map", "texts", "wait_for"]
+
+
+def staff_user(app_label: str, *perms: str) -> Any:
+    """A new staff user (password ``pw``) holding ``perms`` of ``app_label``."""
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label=app_label,
+                                                        codename__in=perms))
+    return user
+
+
+def staff_client(app_label: str, *perms: str) -> Any:
+    """A test client logged in as a new ``staff_user``."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff_user(app_label, *perms))
+    return client

@@ -110,3 +110,10 @@ def hourly_stats(queue: str, hours: list[int]) -> dict[int, dict[str, int]]:
         rows = pipe.execute()
     return {hour: {k.decode(): int(v) for k, v in row.items()}
             for hour, row in zip(hours, rows, strict=True) if row}
+
+
+def last_rolled_minute(queue: str) -> int | None:
+    """The last minute (since the epoch) rolled into an hourly hash, or None before the first."""
+    with backend():
+        value = client().get(keys.stats_rolled(queue))
+    return None if value is None else int(value)

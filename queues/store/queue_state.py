@@ -15,6 +15,8 @@ from queues.store import backend, client, keys
 from queues.store.replies import members, text
 from queues.store.workers import live_since
 
+STATES = keys.STATES  # every state a job can be in, in the order counts are shown
+
 
 def state_counts(queue: str, states: Sequence[str] = keys.STATES) -> dict[str, int]:
     """How many jobs of ``queue`` are in each of ``states`` (the size of each index)."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import redis
-from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from deadletter.models import AuditEvent, DeadLetter
+from tests.conftest import staff_client
 from tests.integration.test_deadletter_services import Q, record
 
 pytestmark = [pytest.mark.db_vendors, pytest.mark.django_db]
@@ -15,12 +15,7 @@ LIST = "/admin/deadletter/deadletter/"
 
 
 def staff(*perms: str) -> Client:
-    user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(
-        content_type__app_label="deadletter", codename__in=perms))
-    client = Client()
-    client.force_login(user)
-    return client
+    return staff_client("deadletter", *perms)
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ def test_logins_stay_in_every_frame_they_are_given_to() -> None:
     lines = text.splitlines()
     assert lines[0] == "12:00:00"
     assert "login admin / admin" in lines[1] and "http://127.0.0.1:3000/admin/" in lines[1]
+    assert "/admin/dashboard/" in lines[1]
     assert "login demo / pw-123" in lines[2] and "http://127.0.0.1:5555/" in lines[2]
     assert lines[3] == "ops API token (1 h, also in x): abc.def"
     assert lines[-1].startswith("photo-processing")

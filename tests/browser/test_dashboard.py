@@ -1,0 +1,107 @@
+"""The dashboard in a real browser: Playwright for Python driving Debian's chromium,
+against a live Django server, a real Redis and real ``celery worker`` processes.
+
+``./dev test`` installs chromium (Debian package) when it is missing and it runs as
+root; without any Chromium these tests are skipped with a sentence. Screenshots go
+to ``test-artifacts/dashboard/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from playwright.sync_api import Page, expect, sync_playwright
+
+from queues.jobs import enqueue_many
+from queues.ops.manager import queue_status
+from queues.store import keys
+from tests.conftest import staff_user, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+Q = "photo-processing"
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "dashboard"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("no Chromium is installed (Debian package chromium; ./dev test installs it "
+                    "when it runs as root), so the browser tests cannot run")
+    return found
+
+
+@pytest.fixture
+def page(chromium: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
+    # Playwright's sync API keeps an event loop on this thread, which makes Django
+    # refuse ORM calls from the test (it would from a coroutine); the test is not one.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def operator(*perms: str) -> str:
+    """A staff user with ``perms`` of the queues app; returns its username (password pw)."""
+    return str(staff_user("queues", *perms).username)
+
+
+def log_in(page: Page, base: str, username: str, then: str) -> None:
+    page.goto(f"{base}/admin/login/?next={then}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def row_counts(page: Page) -> dict[str, int]:
+    cells = page.locator(f'tr[data-queue="{Q}"] td[data-state]')
+    return {keys.STATES[int(cell.get_attribute("data-state") or 0)]: int(cell.inner_text())
+            for cell in cells.all()}
+
+
+def test_the_overview_follows_real_workers_without_a_reload(
+        page: Page, live_server: Any, builtin_queue_types: None, worker_process: Any,
+        r: redis.Redis) -> None:
+    log_in(page, live_server.url, operator("view_dashboard"), "/admin/dashboard/")
+    expect(page.locator(f'tr[data-queue="{Q}"]')).to_be_visible()
+    page.evaluate("window.__jqSamePage = true")  # gone if the page reloads
+    enqueue_many(Q, "t-sleep", [{"ms": 30, "tag": n} for n in range(20)],
+                 remove_on_complete=False)
+    worker_process((Q,), pool="prefork", concurrency=2)
+    wait_for(lambda: queue_status(Q).job_counts["completed"] == 20, timeout=60)
+    # the table catches up by itself, within a few refreshes
+    wait_for(lambda: row_counts(page).get("completed") == 20, timeout=20, interval=0.2)
+    status = queue_status(Q).job_counts
+    assert row_counts(page) == {state: status[state] for state in keys.STATES}
+    assert page.evaluate("window.__jqSamePage") is True
+    workers = page.locator(f'tr[data-queue="{Q}"] td').nth(len(keys.STATES) + 1)
+    wait_for(lambda: workers.inner_text() == "1", timeout=20, interval=0.2)
+    # the charts read their series again within 10 s and draw the 20 jobs
+    page.wait_for_function(
+        "Number(document.querySelector('.jq-charts').dataset.completed) >= 20", timeout=25_000)
+    shot(page, "overview")
+
+
+def test_a_staff_user_without_the_permission_sees_403(
+        page: Page, live_server: Any, builtin_queue_types: None) -> None:
+    log_in(page, live_server.url, operator(), "/admin/")
+    reply = page.goto(f"{live_server.url}/admin/dashboard/")
+    assert reply is not None and reply.status == 403
+    page.goto(f"{live_server.url}/admin/")
+    expect(page.locator("#jq-dashboard-link")).to_have_count(0)
+    shot(page, "forbidden-index")

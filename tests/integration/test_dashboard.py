@@ -1,0 +1,130 @@
+"""The dashboard's overview through Django's test client: figures, fragments, series,
+permissions and escaping (the browser suite, tests/browser, drives it in Chromium)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+import redis
+from django.test import Client
+
+from queues import store
+from queues.jobs import enqueue_many
+from queues.models import QueueType
+from queues.ops import manager, stats
+from queues.store import keys
+from tests.conftest import staff_client
+
+pytestmark = pytest.mark.django_db
+Q = "photo-processing"
+OVERVIEW = "/admin/dashboard/"
+
+
+def staff(*perms: str) -> Client:
+    return staff_client("queues", *perms)
+
+
+@pytest.fixture
+def viewer() -> Client:
+    return staff("view_dashboard")
+
+
+def _row(page: str, queue: str) -> list[str]:
+    """The cells of ``queue``'s row on the overview, as text."""
+    match = re.search(rf'<tr data-queue="{re.escape(queue)}">(.*?)</tr>', page, re.S)
+    assert match, f"no row for {queue}"
+    return [html.unescape(re.sub(r"<[^>]+>", " ", cell)).split()[0] if cell.strip() else ""
+            for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", match.group(1), re.S)]
+
+
+def test_the_overview_shows_each_queue_with_the_counts_of_queue_status(
+        viewer: Client, r: redis.Redis) -> None:
+    enqueue_many(Q, "t-echo", [{"value": n} for n in range(3)])
+    enqueue_many(Q, "t-echo", [{"value": 9}], delay_ms=60_000)
+    manager.pause_queue(Q)
+    reply = viewer.get(OVERVIEW)
+    assert reply.status_code == 200
+    page = reply.content.decode()
+    cells = _row(page, Q)
+    counts = manager.queue_status(Q).job_counts
+    assert cells[1:1 + len(keys.STATES)] == [str(counts[state]) for state in keys.STATES]
+    assert (counts["waiting"], counts["delayed"]) == (3, 1)
+    assert cells[1 + len(keys.STATES)] == "paused"
+    for name in manager.list_queues():
+        assert f'data-queue="{name}"' in page
+    assert 'hx-trigger="every 3s [document.visibilityState === \'visible\']"' in html.unescape(
+        page)
+    assert "/static/queues/vendor/chart-4.6.1.umd.min.js" in page
+    assert re.search(r'<script src="/static/django_htmx/htmx-2[^"]*\.js"', page)
+
+
+def test_the_rows_fragment_is_the_table_alone_and_follows_the_store(
+        viewer: Client, r: redis.Redis) -> None:
+    before = _row(viewer.get("/admin/dashboard/overview/rows").content.decode(), Q)
+    enqueue_many(Q, "t-echo", [{"value": n} for n in range(5)])
+    reply = viewer.get("/admin/dashboard/overview/rows", HTTP_HX_REQUEST="true")
+    fragment = reply.content.decode()
+    assert "<html" not in fragment and fragment.lstrip().startswith('<div id="jq-overview"')
+    waiting = keys.STATES.index("waiting") + 1
+    assert int(_row(fragment, Q)[waiting]) == int(before[waiting]) + 5
+
+
+def test_the_series_counts_finished_jobs_per_minute_and_per_hour(
+        viewer: Client, r: redis.Redis) -> None:
+    now = store.now_ms()
+    minute = now // 60_000
+    r.hset(keys.stats_minute(Q, minute), mapping={"completed": 4, "failed": 1})
+    r.hset(keys.stats_minute(Q, minute - 2), mapping={"completed": 2})
+    body = viewer.get("/admin/dashboard/overview/series").json()
+    mine = body["queues"][Q]["minute"]
+    assert len(mine["starts_ms"]) == 60 and mine["starts_ms"][-1] == minute * 60_000
+    assert (mine["completed"][-1], mine["failed"][-1], mine["completed"][-3]) == (4, 1, 2)
+    hourly = body["queues"][Q]["hour"]
+    assert len(hourly["starts_ms"]) == 24
+    assert sum(hourly["completed"]) == 6 and sum(hourly["failed"]) == 1
+    assert body["all"]["minute"]["completed"][-1] >= 4
+
+
+def test_hours_come_from_the_roll_up_and_later_minutes_from_their_buckets(
+        r: redis.Redis) -> None:
+    hour = store.now_ms() // 3_600_000
+    now = hour * 3_600_000 + 30 * 60_000  # half past
+    r.hset(keys.stats_hour(Q, hour - 1), mapping={"completed": 7})  # rolled up
+    r.set(keys.stats_rolled(Q), hour * 60 - 1)
+    r.hset(keys.stats_minute(Q, hour * 60 - 5), mapping={"completed": 100})  # already rolled
+    r.hset(keys.stats_minute(Q, hour * 60 + 10), mapping={"completed": 3, "failed": 2})
+    series = stats.per_hour(Q, 24, now_ms=now)
+    assert (series.completed[-2], series.completed[-1], series.failed[-1]) == (7, 3, 2)
+
+
+def test_a_staff_user_without_the_permission_gets_403_and_anonymous_the_login(
+        r: redis.Redis) -> None:
+    nobody = staff()
+    for url in (OVERVIEW, "/admin/dashboard/overview/rows", "/admin/dashboard/overview/series"):
+        assert nobody.get(url).status_code == 403
+        anonymous = Client().get(url)
+        assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+
+
+def test_the_admin_index_links_the_dashboard_for_viewers_only(
+        viewer: Client, r: redis.Redis) -> None:
+    assert 'href="/admin/dashboard/"' in viewer.get("/admin/").content.decode()
+    assert 'href="/admin/dashboard/"' not in staff().get("/admin/").content.decode()
+
+
+def test_a_display_name_with_markup_is_text(viewer: Client, r: redis.Redis) -> None:
+    QueueType.objects.filter(name=Q).update(display_name='"><img src=x onerror=alert(1)>')
+    page = viewer.get(OVERVIEW).content.decode()
+    assert "<img src=x" not in page
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_the_overview_says_unknown_when_redis_is_down(viewer: Client, r: redis.Redis) -> None:
+    from django.test import override_settings
+
+    with override_settings(COORDINATOR_REDIS_URL="redis://127.0.0.1:1/0"):
+        page = viewer.get(OVERVIEW).content.decode()
+    assert _row(page, Q)[-1] == "unknown"
+    assert "Cannot read the queue" in page
