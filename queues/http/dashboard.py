@@ -1,4 +1,5 @@
-"""The dashboard inside Django admin (DESIGN §8.22): the overview of every queue type.
+"""The dashboard inside Django admin (DESIGN §8.22): the overview of every queue type,
+and each queue's page with its jobs per state.
 
 Pages are server-rendered admin templates (same login, same chrome); the live parts
 are htmx fragments that the page polls while its tab is visible, and the charts
@@ -21,14 +22,20 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.views.decorators.cache import never_cache
 
 from queues import registry, store
-from queues.exceptions import BackendUnavailable
-from queues.ops import health, manager, stats
+from queues.exceptions import BackendUnavailable, JobValidationError, QueueTypeNotFound
+from queues.ops import browse, health, manager, stats
 from queues.store import workers as worker_store
 from queues.store.queue_state import STATES
 
@@ -68,26 +75,32 @@ class QueueRow:
 
 
 def queue_rows() -> list[QueueRow]:
-    """Every registered queue type's row, from its health check (one per queue)."""
-    rows = []
-    for name in manager.list_queues():
-        spec = registry.get(name)
-        checked = health.queue_health(name)
-        m = checked.metrics
-        issues = [issue.message for issue in checked.issues]
-        try:
-            processes = int(sum(slots for *_, slots in worker_store.live_resources(name)))
-        except BackendUnavailable:
-            processes = 0
-        rows.append(QueueRow(
-            name=name, display_name=spec.display_name or name,
-            counts=[m.job_counts.get(state, 0) for state in STATES] if m else [],
-            paused=bool(m and m.is_paused), workers=m.active_workers if m else 0,
-            processes=processes, processing_rate=m.processing_rate if m else 0.0,
-            error_rate=m.error_rate if m else 0.0,
-            average_wait_ms=m.average_wait_time if m else 0.0,
-            status=checked.status, issues=issues))
-    return rows
+    """Every registered queue type's row (one health check per queue)."""
+    return [queue_row(name) for name in manager.list_queues()]
+
+
+def queue_row(name: str) -> QueueRow:
+    """One queue type's figures, from its health check.
+
+    Raises:
+        QueueTypeNotFound: ``name`` is not registered.
+    """
+    spec = registry.get(name)
+    checked = health.queue_health(name)
+    m = checked.metrics
+    issues = [issue.message for issue in checked.issues]
+    try:
+        processes = int(sum(slots for *_, slots in worker_store.live_resources(name)))
+    except BackendUnavailable:
+        processes = 0
+    return QueueRow(
+        name=name, display_name=spec.display_name or name,
+        counts=[m.job_counts.get(state, 0) for state in STATES] if m else [],
+        paused=bool(m and m.is_paused), workers=m.active_workers if m else 0,
+        processes=processes, processing_rate=m.processing_rate if m else 0.0,
+        error_rate=m.error_rate if m else 0.0,
+        average_wait_ms=m.average_wait_time if m else 0.0,
+        status=checked.status, issues=issues)
 
 
 def _page(request: HttpRequest, template: str, title: str, **context: Any) -> TemplateResponse:
@@ -123,6 +136,30 @@ def overview_series(request: HttpRequest) -> HttpResponse:
         span: _sum([queues[name][span] for name in queues]) for span in ("minute", "hour")}})
 
 
+@requires(VIEW)
+def queue_page(request: HttpRequest, name: str) -> HttpResponse:
+    """One queue: its figures, and its jobs in one state a page at a time."""
+    try:
+        row = queue_row(name)
+    except QueueTypeNotFound as exc:
+        raise Http404(str(exc)) from None
+    state = request.GET.get("state", "waiting")
+    try:
+        page = browse.jobs_page(name, state, _page_number(request))
+    except JobValidationError as exc:
+        return HttpResponseBadRequest(str(exc))
+    counts: list[int | None] = list(row.counts) or [None] * len(STATES)  # None: unknown
+    return _page(request, "admin/dashboard/queue.html", f"Queue {name}", row=row,
+                 jobs=page, tabs=list(zip(STATES, counts, strict=True)))
+
+
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return int(request.GET.get("page", "1"))
+    except ValueError:
+        return 0  # refused as "pages count from 1"
+
+
 def _series(series: stats.Series) -> dict[str, Any]:
     return {"starts_ms": series.starts_ms, "completed": series.completed,
             "failed": series.failed}
@@ -140,4 +177,5 @@ urlpatterns = [
     path("", overview, name="dashboard-overview"),
     path("overview/rows", overview_rows, name="dashboard-overview-rows"),
     path("overview/series", overview_series, name="dashboard-overview-series"),
+    path("queues/<str:name>/", queue_page, name="dashboard-queue"),
 ]

@@ -294,7 +294,7 @@ def claim(queue: str, job_id: str, *, gen: int, token: str, worker: str) -> Clai
     k = keys.of(queue)
     script_keys = [k.job(job_id), k.waiting, k.active, k.failed, k.stats, k.meta, k.paused,
                    keys.worker(worker), k.stats_minute(now // 60000)]
-    args = [job_id, gen, token, now, settings.MAX_JOB_AGE, STATS_BUCKET_TTL_MS]
+    args = [job_id, gen, token, now, settings.MAX_JOB_AGE, STATS_BUCKET_TTL_MS, worker]
     with backend():
         reply = _script("claim")(keys=script_keys, args=args)
     if reply[0] == 1:

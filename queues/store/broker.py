@@ -180,3 +180,44 @@ def reserved_count() -> int:
     """How many messages kombu holds as delivered and not yet acked (its ``unacked`` hash)."""
     with backend():
         return int(client().hlen(keys.KOMBU_UNACKED))
+
+
+def next_to_run(lists: Sequence[str], start: int, count: int
+                ) -> tuple[int, list[tuple[str, int, int]]]:
+    """(messages in ``lists``, ``count`` (job id, generation, priority) of them from
+    position ``start``) in the order workers take them.
+
+    ``lists`` are a queue's broker lists by priority, 0 first: kombu empties a
+    lower level before it looks at a higher one, and pops each list from its right
+    end (the oldest message). One ``LLEN`` per list, then one ``LRANGE`` per list the
+    page touches. Items that are not messages of a job are left out.
+    """
+    cli = client()
+    with backend():
+        pipe = cli.pipeline(transaction=False)
+        for key in lists:
+            pipe.llen(key)
+        lengths = [int(n) for n in pipe.execute()]
+        wanted: list[tuple[int, str, int, int]] = []  # priority, key, first, last (from right)
+        skip, left = start, count
+        for priority, (key, length) in enumerate(zip(lists, lengths, strict=True)):
+            if left <= 0:
+                break
+            if skip >= length:
+                skip -= length
+                continue
+            take = min(length - skip, left)
+            wanted.append((priority, key, skip, skip + take - 1))
+            skip, left = 0, left - take
+        pipe = cli.pipeline(transaction=False)
+        for _priority, key, first, last in wanted:
+            pipe.lrange(key, -(last + 1), -(first + 1))
+        pages = pipe.execute()
+    found: list[tuple[str, int, int]] = []
+    for (priority, *_), items in zip(wanted, pages, strict=True):
+        for item in reversed(items):  # the right end runs first
+            parsed = _headers(item)
+            job = _job_gen(parsed[0]) if parsed else None
+            if job is not None:
+                found.append((job[0], job[1], priority))
+    return sum(lengths), found

@@ -95,6 +95,10 @@ def test_the_overview_follows_real_workers_without_a_reload(
     page.wait_for_function(
         "Number(document.querySelector('.jq-charts').dataset.completed) >= 20", timeout=25_000)
     shot(page, "overview")
+    page.click(f'tr[data-queue="{Q}"] a')
+    page.click('a[data-tab="completed"]')
+    expect(page.locator("#jq-jobs tr[data-job]")).to_have_count(20)
+    shot(page, "queue-completed")
 
 
 def test_a_staff_user_without_the_permission_sees_403(

@@ -128,3 +128,71 @@ def test_the_overview_says_unknown_when_redis_is_down(viewer: Client, r: redis.R
         page = viewer.get(OVERVIEW).content.decode()
     assert _row(page, Q)[-1] == "unknown"
     assert "Cannot read the queue" in page
+
+
+def _jobs_on(page: str) -> list[str]:
+    return re.findall(r'<tr data-job="([^"]+)">', page)
+
+
+def test_the_waiting_tab_lists_jobs_in_the_order_workers_take_them(
+        viewer: Client, r: redis.Redis) -> None:
+    low = enqueue_many(Q, "t-echo", [{"value": n} for n in range(3)], priority=5)
+    urgent = enqueue_many(Q, "t-echo", [{"value": n} for n in range(2)], priority=0)
+    page = viewer.get(f"/admin/dashboard/queues/{Q}/", {"state": "waiting"}).content.decode()
+    assert _jobs_on(page) == [h.id for h in urgent] + [h.id for h in low]
+    assert "priority 0 first, oldest first" in page
+    assert 'data-tab="waiting"' in page and "jq-tab-on" in page
+
+
+def test_a_priority_change_lists_the_job_once_at_its_new_place(
+        viewer: Client, r: redis.Redis) -> None:
+    from queues.jobs import change_priority
+
+    first, second = enqueue_many(Q, "t-echo", [{"value": n} for n in range(2)], priority=3)
+    change_priority(Q, second.id, 0)
+    page = viewer.get(f"/admin/dashboard/queues/{Q}/").content.decode()
+    assert _jobs_on(page) == [second.id, first.id]
+
+
+def test_other_tabs_page_through_their_index_by_rank(viewer: Client, r: redis.Redis) -> None:
+    soon = enqueue_many(Q, "t-echo", [{"value": 1}], delay_ms=5_000)
+    later = enqueue_many(Q, "t-echo", [{"value": n} for n in range(60)], delay_ms=60_000)
+    first = viewer.get(f"/admin/dashboard/queues/{Q}/", {"state": "delayed"}).content.decode()
+    shown = _jobs_on(first)
+    assert len(shown) == 50 and shown[0] == soon[0].id
+    assert "page 1 of 2" in first and 'rel="next"' in first
+    second = viewer.get(f"/admin/dashboard/queues/{Q}/",
+                        {"state": "delayed", "page": "2"}).content.decode()
+    assert set(_jobs_on(second)) | set(shown) == {h.id for h in soon + later}
+    assert len(_jobs_on(second)) == 11 and 'rel="prev"' in second
+
+
+def test_finished_tabs_show_the_newest_first_with_the_error(
+        viewer: Client, r: redis.Redis) -> None:
+    for n, job_id in enumerate(("old", "new")):
+        r.hset(keys.job(Q, job_id), mapping={"id": job_id, "name": "t-echo", "state": "failed",
+                                             "error_type": "ValueError",
+                                             "error": "<b>bad</b>", "finished_at": 1000 + n})
+        r.zadd(keys.state_index(Q, "failed"), {job_id: 1000 + n})
+    page = viewer.get(f"/admin/dashboard/queues/{Q}/", {"state": "failed"}).content.decode()
+    assert _jobs_on(page) == ["new", "old"]
+    assert "ValueError: &lt;b&gt;bad&lt;/b&gt;" in page and "<b>bad</b>" not in page
+
+
+def test_a_bad_state_or_page_is_a_400_and_an_unknown_queue_a_404(
+        viewer: Client, r: redis.Redis) -> None:
+    url = f"/admin/dashboard/queues/{Q}/"
+    assert viewer.get(url, {"state": "nope"}).status_code == 400
+    assert viewer.get(url, {"page": "0"}).status_code == 400
+    assert viewer.get(url, {"page": "x"}).status_code == 400
+    assert viewer.get("/admin/dashboard/queues/no-such-queue/").status_code == 404
+    assert staff().get(url).status_code == 403
+
+
+def test_the_active_tab_names_the_worker_that_claimed_each_job(
+        viewer: Client, r: redis.Redis) -> None:
+    [job] = enqueue_many(Q, "t-echo", [{"value": 1}])
+    assert store.claim(Q, job.id, gen=1, token="tok", worker="w1@host").claimed
+    page = viewer.get(f"/admin/dashboard/queues/{Q}/", {"state": "active"}).content.decode()
+    assert _jobs_on(page) == [job.id]
+    assert "<td>w1@host</td>" in page

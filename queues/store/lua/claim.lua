@@ -1,5 +1,6 @@
 -- KEYS: job, waiting, active, failed, stats, queue meta, paused index, worker, minute bucket
--- ARGV: job id, generation, owner token, now, max age ms (0: no limit), bucket ttl ms
+-- ARGV: job id, generation, owner token, now, max age ms (0: no limit), bucket ttl ms,
+--       the claiming worker's hostname (kept in the record as 'worker')
 -- Returns: {1, attempt, max attempts} when claimed, {2, record...} when it
 --          expired, else {0, reason}.
 --
@@ -39,7 +40,7 @@ if why then
   return record
 end
 local attempt = tonumber(cur[3]) + 1
-redis.call('HSET', KEYS[1], 'state', 'active', 'owner', ARGV[3],
+redis.call('HSET', KEYS[1], 'state', 'active', 'owner', ARGV[3], 'worker', ARGV[7],
            'processed_at', now, 'attempts_made', attempt)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], now + tonumber(cur[4]), ARGV[1])
