@@ -1,5 +1,5 @@
 """The dashboard inside Django admin (DESIGN §8.22): the overview of every queue type,
-and each queue's page with its jobs per state.
+each queue's page with its jobs per state, and each job's page.
 
 Pages are server-rendered admin templates (same login, same chrome); the live parts
 are htmx fragments that the page polls while its tab is visible, and the charts
@@ -15,6 +15,7 @@ A staff user without the permission gets 403.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -33,8 +34,13 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.views.decorators.cache import never_cache
 
-from queues import registry, store
-from queues.exceptions import BackendUnavailable, JobValidationError, QueueTypeNotFound
+from queues import jobs, registry, store
+from queues.exceptions import (
+    BackendUnavailable,
+    JobNotFound,
+    JobValidationError,
+    QueueTypeNotFound,
+)
 from queues.ops import browse, health, manager, stats
 from queues.store import workers as worker_store
 from queues.store.queue_state import STATES
@@ -153,6 +159,19 @@ def queue_page(request: HttpRequest, name: str) -> HttpResponse:
                  jobs=page, tabs=list(zip(STATES, counts, strict=True)))
 
 
+@requires(VIEW)
+def job_page(request: HttpRequest, name: str, job_id: str) -> HttpResponse:
+    """One job: payload, options, times, progress, log, result or error with traceback."""
+    try:
+        info = jobs.get_job(name, job_id)
+    except (QueueTypeNotFound, JobNotFound) as exc:
+        raise Http404(str(exc)) from None
+    return _page(request, "admin/dashboard/job.html", f"Job {job_id}", job=info,
+                 payload=json.dumps(info.data, indent=2, ensure_ascii=False),
+                 options=json.dumps(info.options, indent=2, ensure_ascii=False),
+                 result=json.dumps(info.result, indent=2, ensure_ascii=False))
+
+
 def _page_number(request: HttpRequest) -> int:
     try:
         return int(request.GET.get("page", "1"))
@@ -178,4 +197,5 @@ urlpatterns = [
     path("overview/rows", overview_rows, name="dashboard-overview-rows"),
     path("overview/series", overview_series, name="dashboard-overview-series"),
     path("queues/<str:name>/", queue_page, name="dashboard-queue"),
+    path("queues/<str:name>/jobs/<str:job_id>/", job_page, name="dashboard-job"),
 ]

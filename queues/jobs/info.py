@@ -43,6 +43,8 @@ class JobInfo:
     client_id: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     logs: list[dict[str, Any]] = field(default_factory=list)
+    traceback: str | None = None  # of the last failed attempt
+    worker: str | None = None  # the hostname of the worker that claimed it last
 
     @property
     def completed_at(self) -> datetime | None:
@@ -65,7 +67,7 @@ class JobInfo:
             error=rec.get("error"), error_type=rec.get("error_type"),
             failed_reason=rec.get("failed_reason"), trace_id=rec.get("trace_id") or None,
             client_id=rec.get("client_id") or None, options=json.loads(rec.get("opts", "{}")),
-            logs=logs,
+            logs=logs, traceback=rec.get("traceback"), worker=rec.get("worker") or None,
         )
 
 

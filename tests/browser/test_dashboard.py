@@ -80,8 +80,9 @@ def test_the_overview_follows_real_workers_without_a_reload(
     log_in(page, live_server.url, operator("view_dashboard"), "/admin/dashboard/")
     expect(page.locator(f'tr[data-queue="{Q}"]')).to_be_visible()
     page.evaluate("window.__jqSamePage = true")  # gone if the page reloads
-    enqueue_many(Q, "t-sleep", [{"ms": 30, "tag": n} for n in range(20)],
+    enqueue_many(Q, "t-sleep", [{"ms": 30, "tag": n} for n in range(19)],
                  remove_on_complete=False)
+    [reporter] = enqueue_many(Q, "t-report", [{}], remove_on_complete=False)
     worker_process((Q,), pool="prefork", concurrency=2)
     wait_for(lambda: queue_status(Q).job_counts["completed"] == 20, timeout=60)
     # the table catches up by itself, within a few refreshes
@@ -99,6 +100,13 @@ def test_the_overview_follows_real_workers_without_a_reload(
     page.click('a[data-tab="completed"]')
     expect(page.locator("#jq-jobs tr[data-job]")).to_have_count(20)
     shot(page, "queue-completed")
+    page.click(f'tr[data-job="{reporter.id}"] a')
+    expect(page.locator("#jq-job-state")).to_have_text("completed")
+    expect(page.locator("#jq-job-log tr")).to_have_count(3)
+    expect(page.locator("#jq-job-log")).to_contain_text("step 100")
+    expect(page.locator("#jq-job-progress")).to_have_attribute("value", "100")
+    expect(page.locator("#jq-job-result")).to_have_text('"reported"')
+    shot(page, "job")
 
 
 def test_a_staff_user_without_the_permission_sees_403(

@@ -196,3 +196,42 @@ def test_the_active_tab_names_the_worker_that_claimed_each_job(
     page = viewer.get(f"/admin/dashboard/queues/{Q}/", {"state": "active"}).content.decode()
     assert _jobs_on(page) == [job.id]
     assert "<td>w1@host</td>" in page
+
+
+def test_the_job_page_shows_payload_log_and_result_as_text(
+        viewer: Client, r: redis.Redis) -> None:
+    from queues.jobs import JobContext
+
+    [job] = enqueue_many(Q, "t-echo", [{"value": 1, "note": "<script>alert(1)</script>"}])
+    assert store.claim(Q, job.id, gen=1, token="tok", worker="w1@host").claimed
+    ctx = JobContext(job.id, Q, "t-echo")
+    ctx.log('"><img src=x onerror=alert(1)>')
+    ctx.progress(40)
+    page = viewer.get(f"/admin/dashboard/queues/{Q}/jobs/{job.id}/").content.decode()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&quot;note&quot;: &quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;" in page
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    assert 'value="40"' in page and "worker w1@host" in page
+    assert "&quot;value&quot;: 1" in page  # pretty-printed
+    assert store.complete(Q, job.id, token="tok", worker="w1@host", result='{"size": 3}')
+    done = viewer.get(f"/admin/dashboard/queues/{Q}/jobs/{job.id}/").content.decode()
+    assert 'id="jq-job-result"' in done and "&quot;size&quot;: 3" in done
+
+
+def test_a_failed_job_shows_its_error_traceback_and_dead_letter_link(
+        viewer: Client, r: redis.Redis) -> None:
+    r.hset(keys.job(Q, "f1"), mapping={
+        "id": "f1", "queue": Q, "name": "t-echo", "state": "failed", "data": "{}",
+        "max_attempts": 3, "attempts_made": 3, "error_type": "ValueError",
+        "error": "bad <input>", "traceback": "Traceback ...\nValueError: bad <input>",
+        "failed_reason": "max_attempts_exceeded", "finished_at": 5})
+    page = viewer.get(f"/admin/dashboard/queues/{Q}/jobs/f1/").content.decode()
+    assert "ValueError</strong>: bad &lt;input&gt;" in page
+    assert "ValueError: bad &lt;input&gt;</pre>" in page
+    assert 'href="/admin/deadletter/deadletter/?q=f1"' in page
+
+
+def test_an_unknown_job_is_a_404(viewer: Client, r: redis.Redis) -> None:
+    assert viewer.get(f"/admin/dashboard/queues/{Q}/jobs/nope/").status_code == 404
+    assert viewer.get("/admin/dashboard/queues/no-such/jobs/nope/").status_code == 404
+    assert staff().get(f"/admin/dashboard/queues/{Q}/jobs/nope/").status_code == 403
