@@ -22,6 +22,7 @@ from queues.jobs.payload import check as check_payload
 from queues.ops import health, manager, scheduling, stats
 from queues.ops import health_history as history
 from queues.options import JOB_ID_PATTERN
+from queues.options import parse as parse_options
 
 router = Router(tags=["queues"])
 
@@ -72,6 +73,18 @@ class RecurringIn(Schema):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+def job_options(raw: dict[str, Any]) -> dict[str, Any]:
+    """A body's ``options``, checked to be job options before they become keyword
+    arguments: a key naming a parameter of the service ("name", "queue", "on_commit",
+    "start_date", ...) is refused (422) instead of reaching it as that parameter.
+
+    Raises:
+        JobValidationError: naming the first option that is not one.
+    """
+    parse_options(raw, where="options")
+    return raw
+
+
 @router.get("/queues")
 def list_queues(request: HttpRequest) -> dict[str, Any]:
     principal: Principal = request.auth  # type: ignore[attr-defined]
@@ -120,7 +133,7 @@ def enqueue(request: HttpRequest, name: str, body: EnqueueIn) -> Status:
     """
     who = require(request, "enqueue", name)
     # The token's sub wins, so a client cannot spend another client's budget.
-    options = {**body.options, "client_id": who.client_id}
+    options = {**job_options(body.options), "client_id": who.client_id}
     handle = jobs.enqueue(name, body.name, body.data, **options)
     return Status(201 if handle.created else 200, {"id": handle.id, "created": handle.created})
 
@@ -171,7 +184,8 @@ def add_recurring(request: HttpRequest, name: str,
                   body: RecurringIn) -> Status:
     who = require(request, "manage", name)
     job = scheduling.schedule_recurring(name, body.name, body.data, body.cron, body.timezone,
-                                        max_runs=body.max_runs, actor=who.actor, **body.options)
+                                        max_runs=body.max_runs, actor=who.actor,
+                                        **job_options(body.options))
     return Status(201, asdict(job))
 
 

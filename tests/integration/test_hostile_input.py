@@ -322,3 +322,17 @@ def _maybe_job(job_id: str) -> Any:
         return get_job(Q, job_id)
     except JobNotFound:
         return None
+
+
+@pytest.mark.parametrize("key", ["name", "queue", "data", "on_commit", "start_date", "actor"])
+@pytest.mark.parametrize("path", [JOBS, f"/queues/{Q}/recurring"], ids=["enqueue", "recurring"])
+def test_an_option_named_like_a_parameter_gets_422_and_records_nothing(
+        r: redis.Redis, key: str, path: str) -> None:
+    """Options become keyword arguments of the service: one named like a parameter of it
+    must be refused as an option, never reach it as that parameter (a 500 before)."""
+    from django_celery_beat.models import PeriodicTask
+
+    body = {"name": "t-sleep", "data": {}, "cron": "*/5 * * * *", "options": {key: "x"}}
+    assert_error(post(body, path=path), 422, "JobValidationError", key)
+    assert_nothing_recorded(r)
+    assert not PeriodicTask.objects.filter(name__startswith="recurring:").exists()
