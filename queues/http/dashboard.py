@@ -150,13 +150,19 @@ def queue_page(request: HttpRequest, name: str) -> HttpResponse:
     except QueueTypeNotFound as exc:
         raise Http404(str(exc)) from None
     state = request.GET.get("state", "waiting")
+    text, job_type = request.GET.get("q", "").strip(), request.GET.get("type", "").strip()
+    search = None
     try:
         page = browse.jobs_page(name, state, _page_number(request))
+        if text or job_type:
+            search = browse.search_jobs(name, state, text=text, job_type=job_type)
     except JobValidationError as exc:
         return HttpResponseBadRequest(str(exc))
     counts: list[int | None] = list(row.counts) or [None] * len(STATES)  # None: unknown
     return _page(request, "admin/dashboard/queue.html", f"Queue {name}", row=row,
-                 jobs=page, tabs=list(zip(STATES, counts, strict=True)))
+                 jobs=page, search=search, q=text, job_type=job_type,
+                 shown=search.rows if search else page.rows,
+                 tabs=list(zip(STATES, counts, strict=True)))
 
 
 @requires(VIEW)

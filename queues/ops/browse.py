@@ -3,7 +3,8 @@
 Each page is a range by rank of one index (``queues.store.queue_state.index_page``)
 or, for waiting jobs, of the broker lists in the order workers take them
 (``queues.store.broker.next_to_run``), plus one pipeline for the page's records:
-the cost does not grow with the queue.
+the cost does not grow with the queue. A search walks the same order in chunks and
+stops after ``SEARCH_BUDGET`` jobs, saying how far it looked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from queues.jobs.messages import broker_keys
 from queues.store import broker, queue_state
 
 PER_PAGE = 50
+SEARCH_BUDGET = 5000  # jobs a search reads at most (it says how far it looked)
+SEARCH_CHUNK = 500
 # per state: the order shown, and what the index's score means there
 ORDER = {
     "waiting": "the order workers take them: priority 0 first, oldest first within one",
@@ -77,27 +80,84 @@ def jobs_page(queue: str, state: str, page: int = 1, *, per_page: int = PER_PAGE
                                  field="state")
     if page < 1:
         raise JobValidationError("pages count from 1", field="page")
-    start = (page - 1) * per_page
+    total, rows = _rows(queue, state, (page - 1) * per_page, per_page, with_data=False)
+    return JobsPage(queue, state, ORDER[state], page, max(1, -(-total // per_page)), total,
+                    [row for row, _data in rows])
+
+
+@dataclass(frozen=True)
+class Search:
+    """The jobs of one state that matched, from a bounded walk in the tab's order."""
+
+    rows: list[JobRow]
+    looked_at: int  # jobs read
+    total: int  # jobs in the state
+    exact: JobRow | None  # the job whose id is the search text, in whatever state
+
+
+def search_jobs(queue: str, state: str, *, text: str = "", job_type: str = "",
+                budget: int | None = None, limit: int = PER_PAGE) -> Search:
+    """Jobs of ``queue`` in ``state`` whose id starts with ``text`` or whose payload
+    contains it, and of type ``job_type`` when given; at most ``limit`` of them, looking
+    at no more than ``budget`` (``SEARCH_BUDGET``) jobs in the tab's order
+    (``looked_at`` says how far).
+
+    Raises:
+        QueueTypeNotFound, JobValidationError (unknown state), BackendUnavailable.
+    """
+    registry.get(queue)
+    if state not in ORDER:
+        raise JobValidationError(f"unknown state {state!r}; one of {', '.join(ORDER)}",
+                                 field="state")
+    budget = SEARCH_BUDGET if budget is None else budget
+    exact = None
+    if text:
+        [values] = store.fields_of_many(queue, [text], *SHOWN)
+        if values[SHOWN.index("state")] is not None:
+            exact = _row(text, dict(zip(SHOWN, values, strict=True)))
+    found: list[JobRow] = []
+    looked_at, total = 0, 0
+    while looked_at < budget and len(found) < limit:
+        count = min(SEARCH_CHUNK, budget - looked_at)
+        total, rows = _rows(queue, state, looked_at, count, with_data=bool(text))
+        for row, data in rows:
+            if job_type and row.name != job_type:
+                continue
+            if text and not (row.job_id.startswith(text) or text in data):
+                continue
+            if len(found) < limit:
+                found.append(row)
+        looked_at = min(looked_at + count, total)
+        if looked_at >= total:
+            break
+    return Search(found, looked_at, total, exact)
+
+
+def _rows(queue: str, state: str, start: int, count: int, *, with_data: bool
+          ) -> tuple[int, list[tuple[JobRow, str]]]:
+    """(jobs in ``state``, the rows from position ``start``, each with its payload's JSON
+    when ``with_data``, else "": a payload may be a megabyte, a page does not read it)."""
     if state == "waiting":
         from celery import current_app
 
-        total, messages = broker.next_to_run(broker_keys(current_app, queue), start, per_page)
+        total, messages = broker.next_to_run(broker_keys(current_app, queue), start, count)
         ids = [job_id for job_id, _gen, _priority in messages]
         gens: list[int | None] = [gen for _job_id, gen, _priority in messages]
     else:
-        total, pairs = queue_state.index_page(queue, state, start, per_page,
+        total, pairs = queue_state.index_page(queue, state, start, count,
                                               newest_first=state in NEWEST_FIRST)
         ids, gens = [job_id for job_id, _score in pairs], [None] * len(pairs)
-    records = store.fields_of_many(queue, ids, *SHOWN)
+    names = (*SHOWN, "data") if with_data else SHOWN
     rows = []
-    for job_id, gen, values in zip(ids, gens, records, strict=True):
-        f = dict(zip(SHOWN, values, strict=True))
+    for job_id, gen, values in zip(ids, gens, store.fields_of_many(queue, ids, *names),
+                                   strict=True):
+        f = dict(zip(names, values, strict=True))
         if f["state"] is None:
             continue  # trimmed or removed since the index was read
         if gen is not None and (f["state"] != "waiting" or str(gen) != f["gen"]):
             continue  # a message the job no longer answers to
-        rows.append(_row(job_id, f))
-    return JobsPage(queue, state, ORDER[state], page, max(1, -(-total // per_page)), total, rows)
+        rows.append((_row(job_id, f), f.get("data") or ""))
+    return total, rows
 
 
 def _row(job_id: str, f: dict[str, str | None]) -> JobRow:

@@ -235,3 +235,26 @@ def test_an_unknown_job_is_a_404(viewer: Client, r: redis.Redis) -> None:
     assert viewer.get(f"/admin/dashboard/queues/{Q}/jobs/nope/").status_code == 404
     assert viewer.get("/admin/dashboard/queues/no-such/jobs/nope/").status_code == 404
     assert staff().get(f"/admin/dashboard/queues/{Q}/jobs/nope/").status_code == 403
+
+
+def test_search_finds_by_id_prefix_payload_text_and_type_and_says_how_far_it_looked(
+        viewer: Client, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    from queues.ops import browse
+
+    enqueue_many(Q, "t-echo", [{"value": n, "note": "plain"} for n in range(30)])
+    enqueue_many(Q, "t-echo", [{"value": 99, "note": "needle <here>"}])
+    enqueue_many(Q, "t-sleep", [{"ms": 1, "tag": "needle"}], job_id="abc-sleep")
+    url = f"/admin/dashboard/queues/{Q}/"
+    found = viewer.get(url, {"q": "needle"}).content.decode()
+    assert len(_jobs_on(found)) == 2 and "2 matches among the first 32 of 32 waiting" in found
+    typed = viewer.get(url, {"q": "needle", "type": "t-sleep"}).content.decode()
+    assert _jobs_on(typed) == ["abc-sleep"]
+    by_prefix = viewer.get(url, {"q": "abc-"}).content.decode()
+    assert _jobs_on(by_prefix) == ["abc-sleep"]
+    exact = viewer.get(url, {"q": "abc-sleep", "state": "delayed"}).content.decode()
+    assert "Job <a href" in exact and "abc-sleep</code></a> is waiting" in exact
+    nothing = viewer.get(url, {"q": "no such text"}).content.decode()
+    assert _jobs_on(nothing) == [] and "No waiting job matches." in nothing
+    monkeypatch.setattr(browse, "SEARCH_BUDGET", 10)
+    bounded = viewer.get(url, {"q": "needle"}).content.decode()
+    assert "among the first 10 of 32 waiting jobs (a search reads at most" in bounded
