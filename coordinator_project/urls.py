@@ -8,9 +8,11 @@ from django.urls import include, path
 
 from coordinator_project.api import api
 from queues.http import dashboard, probes
+from workers import dashboard as workers_dashboard
 
 urlpatterns = [
     # The dashboard lives inside admin (its login, its chrome), before admin's catch-all.
+    path("admin/dashboard/workers/", workers_dashboard.workers_page, name="dashboard-workers"),
     path("admin/dashboard/", include(dashboard.urlpatterns)),
     path("admin/", admin.site.urls),
     path("health", probes.liveness_view, name="health"),

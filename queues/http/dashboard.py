@@ -109,7 +109,8 @@ def queue_row(name: str) -> QueueRow:
         status=checked.status, issues=issues)
 
 
-def _page(request: HttpRequest, template: str, title: str, **context: Any) -> TemplateResponse:
+def render(request: HttpRequest, template: str, title: str, **context: Any) -> TemplateResponse:
+    """An admin page of the dashboard: admin's context (no app sidebar), the title, the states."""
     return TemplateResponse(request, template, {
         **admin.site.each_context(request), "is_nav_sidebar_enabled": False,
         "title": title, "states": STATES,
@@ -118,13 +119,13 @@ def _page(request: HttpRequest, template: str, title: str, **context: Any) -> Te
 
 @requires(VIEW)
 def overview(request: HttpRequest) -> HttpResponse:
-    return _page(request, "admin/dashboard/overview.html", "Queues", rows=queue_rows())
+    return render(request, "admin/dashboard/overview.html", "Queues", rows=queue_rows())
 
 
 @requires(VIEW)
 def overview_rows(request: HttpRequest) -> HttpResponse:
     """The overview's table alone, for htmx to swap in."""
-    return _page(request, "admin/dashboard/_overview_rows.html", "Queues", rows=queue_rows())
+    return render(request, "admin/dashboard/_overview_rows.html", "Queues", rows=queue_rows())
 
 
 @requires(VIEW)
@@ -159,7 +160,7 @@ def queue_page(request: HttpRequest, name: str) -> HttpResponse:
     except JobValidationError as exc:
         return HttpResponseBadRequest(str(exc))
     counts: list[int | None] = list(row.counts) or [None] * len(STATES)  # None: unknown
-    return _page(request, "admin/dashboard/queue.html", f"Queue {name}", row=row,
+    return render(request, "admin/dashboard/queue.html", f"Queue {name}", row=row,
                  jobs=page, search=search, q=text, job_type=job_type,
                  shown=search.rows if search else page.rows,
                  tabs=list(zip(STATES, counts, strict=True)))
@@ -172,7 +173,7 @@ def job_page(request: HttpRequest, name: str, job_id: str) -> HttpResponse:
         info = jobs.get_job(name, job_id)
     except (QueueTypeNotFound, JobNotFound) as exc:
         raise Http404(str(exc)) from None
-    return _page(request, "admin/dashboard/job.html", f"Job {job_id}", job=info,
+    return render(request, "admin/dashboard/job.html", f"Job {job_id}", job=info,
                  payload=json.dumps(info.data, indent=2, ensure_ascii=False),
                  options=json.dumps(info.options, indent=2, ensure_ascii=False),
                  result=json.dumps(info.result, indent=2, ensure_ascii=False))

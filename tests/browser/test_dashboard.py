@@ -107,6 +107,12 @@ def test_the_overview_follows_real_workers_without_a_reload(
     expect(page.locator("#jq-job-progress")).to_have_attribute("value", "100")
     expect(page.locator("#jq-job-result")).to_have_text('"reported"')
     shot(page, "job")
+    page.goto(f"{live_server.url}/admin/dashboard/")
+    page.click("#jq-nav-workers")
+    worker_rows = page.locator("#jq-workers tr[data-worker]")
+    expect(worker_rows).to_have_count(1)
+    expect(worker_rows.locator(".jq-worker-status")).to_have_text("active")
+    shot(page, "workers")
 
 
 def test_a_staff_user_without_the_permission_sees_403(

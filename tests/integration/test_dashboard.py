@@ -258,3 +258,21 @@ def test_search_finds_by_id_prefix_payload_text_and_type_and_says_how_far_it_loo
     monkeypatch.setattr(browse, "SEARCH_BUDGET", 10)
     bounded = viewer.get(url, {"q": "needle"}).content.decode()
     assert "among the first 10 of 32 waiting jobs (a search reads at most" in bounded
+
+
+def test_the_workers_page_lists_each_worker_from_its_heartbeat(
+        viewer: Client, r: redis.Redis) -> None:
+    from workers import presence
+
+    presence.heartbeat(presence.Heartbeat(
+        hostname="w1@host-a", pid=4242, queues=(Q,), concurrency=3, started_at=1,
+        active_jobs=2, rss_bytes=50 * 1024 * 1024, cpu_percent=12.5, pool="threads"))
+    page = viewer.get("/admin/dashboard/workers/").content.decode()
+    row = re.search(r'<tr data-worker="w1@host-a">(.*?)</tr>', page, re.S)
+    assert row is not None
+    cells = [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+             for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row.group(1), re.S)]
+    assert cells[:8] == ["w1@host-a", "4242", Q, "threads", "3", "2", "50.0\xa0MB", "12.5 %"]
+    assert cells[-1] == "active"
+    assert 'href="/admin/dashboard/workers/"' in viewer.get(OVERVIEW).content.decode()
+    assert staff().get("/admin/dashboard/workers/").status_code == 403
