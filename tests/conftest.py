@@ -205,12 +205,15 @@ __all__ = ["as_int", "bearer", "store", "text", "text_map", "texts", "wait_for"]
 
 
 def staff_user(app_label: str, *perms: str) -> Any:
-    """A new staff user (password ``pw``) holding ``perms`` of ``app_label``."""
+    """A new staff user (password ``pw``) holding ``perms``: codenames of ``app_label``,
+    or ``"app_label.codename"`` for another app's."""
     from django.contrib.auth.models import Permission, User
 
     user = User.objects.create_user(f"staff{User.objects.count()}", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label=app_label,
-                                                        codename__in=perms))
+    wanted = [perm.split(".", 1) if "." in perm else [app_label, perm] for perm in perms]
+    granted = [Permission.objects.get(content_type__app_label=app, codename=codename)
+               for app, codename in wanted]
+    user.user_permissions.set(granted)
     return user
 
 

@@ -8,64 +8,20 @@ to ``test-artifacts/dashboard/``.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from queues.jobs import enqueue_many
 from queues.ops.manager import queue_status
 from queues.store import keys
-from tests.conftest import staff_user, wait_for
+from tests.browser.conftest import log_in, operator, shot
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 Q = "photo-processing"
-ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "dashboard"
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.skip("no Chromium is installed (Debian package chromium; ./dev test installs it "
-                    "when it runs as root), so the browser tests cannot run")
-    return found
-
-
-@pytest.fixture
-def page(chromium: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:
-    # Playwright's sync API keeps an event loop on this thread, which makes Django
-    # refuse ORM calls from the test (it would from a coroutine); the test is not one.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
-
-
-def operator(*perms: str) -> str:
-    """A staff user with ``perms`` of the queues app; returns its username (password pw)."""
-    return str(staff_user("queues", *perms).username)
-
-
-def log_in(page: Page, base: str, username: str, then: str) -> None:
-    page.goto(f"{base}/admin/login/?next={then}")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw")
-    page.click("input[type=submit]")
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def row_counts(page: Page) -> dict[str, int]:
