@@ -7,13 +7,16 @@ from django.contrib import admin
 from django.urls import include, path
 
 from coordinator_project.api import api
+from deadletter import dashboard as deadletter_dashboard
 from queues.http import dashboard, probes
 from workers import dashboard as workers_dashboard
 
 urlpatterns = [
     # The dashboard lives inside admin (its login, its chrome), before admin's catch-all.
-    path("admin/dashboard/workers/", workers_dashboard.workers_page, name="dashboard-workers"),
+    path("admin/dashboard/workers/", include(workers_dashboard.urlpatterns)),
+    path("admin/dashboard/recurring/", include("queues.http.recurring_page")),
     path("admin/dashboard/", include(dashboard.urlpatterns)),
+    path("admin/dashboard/", include(deadletter_dashboard.urlpatterns)),
     path("admin/", admin.site.urls),
     path("health", probes.liveness_view, name="health"),
     path("ready", probes.readiness_view, name="ready"),

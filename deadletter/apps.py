@@ -11,7 +11,7 @@ class DeadletterConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from deadletter import recording, retention, services, tasks  # noqa: F401  (tasks: a job)
+        from deadletter import dashboard_hooks, recording, retention, services, tasks  # noqa: F401
         from deadletter.worker_duties import register_with_workers
         from queues.signals import job_failed, management_action
 
@@ -23,3 +23,5 @@ class DeadletterConfig(AppConfig):
         # The worker's flush of dead letters kept during a database outage, through the
         # hook of workers (deadletter does not import workers: DESIGN §3).
         register_with_workers()
+        # The dashboard's "Retry" of a failed job and its dead-letter links.
+        dashboard_hooks.register()

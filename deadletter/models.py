@@ -8,6 +8,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from deadletter import fingerprint as fingerprints
+
 
 class DeadLetterQuerySet(models.QuerySet["DeadLetter"]):
     def requeueable(self) -> DeadLetterQuerySet:
@@ -18,6 +20,10 @@ class DeadLetterQuerySet(models.QuerySet["DeadLetter"]):
 
     def in_queue(self, queue: str) -> DeadLetterQuerySet:
         return self.filter(queue=queue)
+
+    def in_group(self, queue: str, fingerprint: str) -> DeadLetterQuerySet:
+        """The dead letters of one failure group (``deadletter.fingerprint``)."""
+        return self.filter(queue=queue, fingerprint=fingerprint)
 
 
 class DeadLetter(models.Model):
@@ -45,6 +51,12 @@ class DeadLetter(models.Model):
     options = models.JSONField(default=dict)
     error_type = models.CharField(max_length=128, db_index=True)
     error_message = models.TextField(blank=True)
+    # The failure group (``deadletter.fingerprint``): error type and message with
+    # their data normalised away; the key groups and indexes, the text is shown.
+    fingerprint = models.CharField(max_length=fingerprints.KEY_LENGTH, db_index=True,
+                                   blank=True, editable=False)
+    fingerprint_text = models.CharField(max_length=fingerprints.TEXT_LENGTH, blank=True,
+                                        editable=False)
     traceback = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     reason = models.CharField(max_length=32, choices=Reason.choices, db_index=True)
@@ -70,7 +82,10 @@ class DeadLetter(models.Model):
 
     class Meta:
         ordering = ["-failed_at"]
-        indexes = [models.Index(fields=["queue", "status", "failed_at"])]
+        indexes = [models.Index(fields=["queue", "status", "failed_at"]),
+                   # The Failures page groups one status by (queue, fingerprint).
+                   models.Index(fields=["status", "queue", "fingerprint"],
+                                name="deadletter_group_idx")]
         permissions = [
             ("requeue_deadletter", "Can requeue dead letters"),
             ("archive_deadletter", "Can archive dead letters"),

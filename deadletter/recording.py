@@ -28,6 +28,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from deadletter.conf import settings
+from deadletter.fingerprint import fingerprint
 from deadletter.models import DeadLetter
 from queues import store
 from queues.exceptions import BackendUnavailable
@@ -200,20 +201,7 @@ def write(item: dict[str, Any]) -> DeadLetter:
     """
     queue, job_id, rec = item["queue"], item["job_id"], item["record"]
     key = f"{queue}:{job_id}:{rec.get('finished_at', '')}"
-    previous = DeadLetter.objects.filter(queue=queue, requeued_as=job_id).first()
-    defaults = {
-        "job_id": job_id, "queue": queue, "job_name": _text(rec.get("name", "")),
-        "payload": json.loads(rec.get("data", "null")),
-        "options": json.loads(rec.get("opts", "{}")),
-        "error_type": _text(rec.get("error_type", "")),
-        "error_message": _text(rec.get("error", "")),
-        "traceback": _text(rec.get("traceback", "")), "attempts": int(rec.get("attempts_made", 0)),
-        "reason": rec.get("failed_reason", DeadLetter.Reason.MAX_ATTEMPTS),
-        "failed_at": _ms_to_datetime(rec.get("finished_at")),
-        "trace_id": _text(rec.get("trace_id", "")), "previous": previous,
-        "root_job_id": previous.root_job_id if previous else job_id,
-        "requeue_generation": previous.requeue_generation + 1 if previous else 0,
-    }
+    defaults = _fields(queue, job_id, rec)
     try:
         with transaction.atomic():
             row, created = DeadLetter.objects.get_or_create(failure_key=key, defaults=defaults)
@@ -228,6 +216,26 @@ def write(item: dict[str, Any]) -> DeadLetter:
         _count_written(queue, row.job_name)
         check_failure_patterns(queue, row.job_name, row.error_type)
     return row
+
+
+def _fields(queue: str, job_id: str, rec: dict[str, str]) -> dict[str, Any]:
+    """A failure's row, linked to the dead letter whose requeue made this job (if one)."""
+    previous = DeadLetter.objects.filter(queue=queue, requeued_as=job_id).first()
+    error_type, error_message = _text(rec.get("error_type", "")), _text(rec.get("error", ""))
+    group = fingerprint(error_type, error_message)
+    return {
+        "job_id": job_id, "queue": queue, "job_name": _text(rec.get("name", "")),
+        "payload": json.loads(rec.get("data", "null")),
+        "options": json.loads(rec.get("opts", "{}")),
+        "error_type": error_type, "error_message": error_message,
+        "fingerprint": group.key, "fingerprint_text": group.text,
+        "traceback": _text(rec.get("traceback", "")), "attempts": int(rec.get("attempts_made", 0)),
+        "reason": rec.get("failed_reason", DeadLetter.Reason.MAX_ATTEMPTS),
+        "failed_at": _ms_to_datetime(rec.get("finished_at")),
+        "trace_id": _text(rec.get("trace_id", "")), "previous": previous,
+        "root_job_id": previous.root_job_id if previous else job_id,
+        "requeue_generation": previous.requeue_generation + 1 if previous else 0,
+    }
 
 
 def _count_written(queue: str, job_name: str) -> None:

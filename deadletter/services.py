@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from django.db import transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from deadletter.conf import settings
@@ -169,6 +170,66 @@ def archive_dead_letter(dead_letter_id: int, *, actor: str, reason: str = "") ->
               job_id=row.job_id, reason=reason)
     row.refresh_from_db()
     return row
+
+
+# A group action walks its rows this many at a time, and reports at most this many errors.
+GROUP_CHUNK = 500
+GROUP_MAX_ERRORS = 100
+
+GroupAction = Literal["requeue", "archive"]
+_GROUP_SERVICES: dict[str, Callable[..., object]] = {
+    "requeue": requeue_dead_letter, "archive": archive_dead_letter}
+
+
+class GroupProgress(Protocol):
+    """Told after each chunk how many rows were handled (done or refused) of ``total``."""
+
+    def __call__(self, handled: int, total: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """What a group action did: rows done, rows refused, and why (the first errors)."""
+
+    done: int
+    failed: int
+    errors: tuple[str, ...]
+
+
+def act_on_group(queue: str, fingerprint: str, action: GroupAction, *, actor: str,
+                 progress: GroupProgress | None = None) -> GroupResult:
+    """Requeue or archive every open dead letter of one failure group (queue, fingerprint).
+
+    The rows open when it starts are walked by pk, ``GROUP_CHUNK`` at a time, and each
+    goes through ``requeue_dead_letter`` or ``archive_dead_letter`` (so each writes the
+    audit event the admin and the API write). A row refused with a ``CoordinatorError``
+    is counted and described in ``errors`` ("<pk>: <reason>"), and the walk goes on.
+    ``progress(handled, total)`` is called after each chunk.
+
+    Raises:
+        ValueError: ``action`` is neither "requeue" nor "archive".
+    """
+    service = _GROUP_SERVICES.get(action)
+    if service is None:
+        raise ValueError(f"a group action is requeue or archive, not {action!r}")
+    rows = DeadLetter.objects.requeueable().in_group(queue, fingerprint)
+    rows = rows.filter(pk__lte=rows.aggregate(last=Max("pk"))["last"] or 0)
+    total, done, failed, errors, after = rows.count(), 0, 0, list[str](), 0
+    while chunk := list(rows.filter(pk__gt=after).order_by("pk")
+                        .values_list("pk", flat=True)[:GROUP_CHUNK]):
+        for pk in chunk:
+            try:
+                service(pk, actor=actor)
+            except CoordinatorError as exc:
+                failed += 1
+                if len(errors) < GROUP_MAX_ERRORS:
+                    errors.append(f"{pk}: {exc}")
+                continue
+            done += 1
+        after = chunk[-1]
+        if progress is not None:
+            progress(done + failed, total)
+    return GroupResult(done, failed, tuple(errors))
 
 
 def purge_dead_letters(queue: str, *, older_than: datetime | timedelta | None = None,

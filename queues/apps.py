@@ -24,7 +24,7 @@ class QueuesConfig(AppConfig):
         post_delete.connect(registry.invalidate, sender=QueueType, dispatch_uid="jq-registry-del")
         # Job declarations must exist in every process that enqueues (web,
         # beat, shells), not only in workers that import CELERY_IMPORTS.
-        for module in ["queues.ops.maintenance", *settings.JOB_MODULES]:
+        for module in ["queues.ops.maintenance", "queues.ops.bulk", *settings.JOB_MODULES]:
             importlib.import_module(module)
 
 

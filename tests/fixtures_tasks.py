@@ -184,3 +184,14 @@ def soft_caught(data: dict[str, Any], ctx: JobContext) -> str:
 def soft_fails(data: dict[str, Any], ctx: JobContext) -> int:
     """Lets its soft time limit end the attempt."""
     return _overrun(data, ctx)
+
+
+OUTAGE_KEY = "test:outage"  # while it exists, t-needs-upstream fails
+
+
+@job(QUEUE, "t-needs-upstream", attempts=1)
+def needs_upstream(data: dict[str, Any], ctx: JobContext) -> str:
+    """Fails while ``OUTAGE_KEY`` exists (an upstream outage), succeeds once it is gone."""
+    if store.client().exists(OUTAGE_KEY):
+        raise ConnectionError(f"upstream is down (item {data.get('item')})")
+    return f"done {data.get('item')}"

@@ -15,7 +15,7 @@ router = Router(tags=["workers"])
 
 
 class ScaleIn(Schema):
-    targetWorkers: int = Field(ge=0, le=1000)
+    targetWorkers: int = Field(ge=0, le=scaling.MAX_TARGET)
 
 
 @router.post("/queues/{name}/scale")

@@ -18,6 +18,8 @@ from queues import registry, signals
 from queues.store import workers as worker_store
 from workers.presence import WorkerStatus, list_workers
 
+MAX_TARGET = 1000  # processes one scale_workers call may ask for a queue
+
 
 @dataclass(frozen=True)
 class ScalingResult:
@@ -57,13 +59,13 @@ def scale_workers(queue: str, target: int, *, actor: str = "system") -> ScalingR
 
     Raises:
         QueueTypeNotFound: ``queue`` is not registered.
-        ConfigurationError: ``target`` is negative.
+        ConfigurationError: ``target`` is outside 0..``MAX_TARGET``.
     """
     from queues.exceptions import ConfigurationError
 
     registry.get(queue)
-    if target < 0:
-        raise ConfigurationError("targetWorkers must be 0 or more")
+    if not 0 <= target <= MAX_TARGET:
+        raise ConfigurationError(f"targetWorkers must be 0 to {MAX_TARGET}")
     live = [w for w in list_workers(queue) if w.status != "stale"]
     previous = sum(w.concurrency for w in live)
     actual = sum(_resize(w, share) for w, share in zip(live, _shares(target, len(live)),

@@ -150,6 +150,13 @@ def cancel_job(request: HttpRequest, name: str, job_id: str) -> dict[str, Any]:
     return {"id": job_id, "outcome": jobs.cancel_job(name, job_id, actor=who.actor)}
 
 
+@router.post("/queues/{name}/jobs/{job_id}/promote")
+def promote_job(request: HttpRequest, name: str, job_id: str) -> dict[str, Any]:
+    who = require(request, "manage", name)
+    jobs.promote_job(name, job_id, actor=who.actor)
+    return {"id": job_id, "state": "waiting"}
+
+
 @router.post("/queues/{name}/jobs/{job_id}/priority")
 def change_priority(request: HttpRequest, name: str, job_id: str,
                     body: PriorityIn) -> dict[str, Any]:
@@ -196,6 +203,26 @@ def cancel_recurring(request: HttpRequest, name: str, recurring_id: str) -> dict
         raise HttpError(404, f"no recurring job {recurring_id!r} on queue {name!r}")
     scheduling.cancel_recurring(recurring_id, actor=who.actor)
     return {"id": recurring_id, "cancelled": True}
+
+
+@router.post("/queues/{name}/recurring/{recurring_id}/enable")
+def enable_recurring(request: HttpRequest, name: str, recurring_id: str) -> dict[str, Any]:
+    """Beat fires it from the next tick on, not the ticks missed meanwhile; 409 once it
+    has run its max_runs or is past its end date."""
+    return _set_recurring_enabled(request, name, recurring_id, enabled=True)
+
+
+@router.post("/queues/{name}/recurring/{recurring_id}/disable")
+def disable_recurring(request: HttpRequest, name: str, recurring_id: str) -> dict[str, Any]:
+    return _set_recurring_enabled(request, name, recurring_id, enabled=False)
+
+
+def _set_recurring_enabled(request: HttpRequest, name: str, recurring_id: str, *,
+                           enabled: bool) -> dict[str, Any]:
+    who = require(request, "manage", name)
+    if not any(j.id == recurring_id for j in scheduling.list_recurring(name)):
+        raise HttpError(404, f"no recurring job {recurring_id!r} on queue {name!r}")
+    return asdict(scheduling.set_recurring_enabled(recurring_id, enabled, actor=who.actor))
 
 
 @router.get("/queues/{name}/health", response={200: dict, 503: dict})

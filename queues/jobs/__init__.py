@@ -59,6 +59,7 @@ __all__ = [
     "enqueue_many",
     "get_job",
     "job",
+    "promote_job",
     "scheduled_jobs",
     "task_name",
 ]
@@ -233,6 +234,25 @@ def cancel_job(queue: str, job_id: str, *, actor: str = "system") -> str:
     signals.announce(actor, "cancel_job", target_type="job", target_id=job_id, queue=queue,
                      job_id=job_id, outcome=detail)
     return detail
+
+
+def promote_job(queue: str, job_id: str, *, actor: str = "system") -> None:
+    """Run a delayed job now (one waiting for its delay, or for its next attempt's
+    backoff): it becomes waiting with the priority it has.
+
+    Audited with ``actor`` (``management_action``), once it took effect.
+
+    Raises:
+        JobNotFound: no such job.
+        InvalidJobState: the job is not delayed.
+    """
+    ok, detail = store.promote_job(queue, job_id)
+    if not ok:
+        if detail == "missing":
+            raise JobNotFound(queue, job_id)
+        raise InvalidJobState(f"job {job_id!r} is {detail}; only delayed jobs can be promoted")
+    signals.announce(actor, "promote_job", target_type="job", target_id=job_id, queue=queue,
+                     job_id=job_id)
 
 
 def change_priority(queue: str, job_id: str, priority: int, *, actor: str = "system") -> None:

@@ -45,6 +45,9 @@ class JobInfo:
     logs: list[dict[str, Any]] = field(default_factory=list)
     traceback: str | None = None  # of the last failed attempt
     worker: str | None = None  # the hostname of the worker that claimed it last
+    # its failed attempts, oldest first (the last 10): attempt, worker, started_at and
+    # failed_at (ms since the epoch), error_type, error
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def completed_at(self) -> datetime | None:
@@ -68,6 +71,7 @@ class JobInfo:
             failed_reason=rec.get("failed_reason"), trace_id=rec.get("trace_id") or None,
             client_id=rec.get("client_id") or None, options=json.loads(rec.get("opts", "{}")),
             logs=logs, traceback=rec.get("traceback"), worker=rec.get("worker") or None,
+            attempt_log=json.loads(rec["attempt_log"]) if rec.get("attempt_log") else [],
         )
 
 

@@ -1,7 +1,8 @@
 """The queue and job verbs of ``manage.py jobqueue`` (see ``verb_command``).
 
-``QUEUE_VERBS``: status, pause, resume, create, destroy, cancel, priority;
-``SCHEDULE_VERBS``: recurring. Each handler calls one service function of ``queues``.
+``QUEUE_VERBS``: status, pause, resume, create, destroy, cancel, promote, priority;
+``SCHEDULE_VERBS``: recurring, enable-recurring, disable-recurring. Each handler calls one
+service function of ``queues``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def add_queue_verbs(verbs: Subparsers) -> None:
     cancel = verbs.add_parser("cancel", help="cancel a job (a running one is only flagged)")
     cancel.add_argument("queue")
     cancel.add_argument("job")
+    promote = verbs.add_parser("promote", help="run a delayed job now")
+    promote.add_argument("queue")
+    promote.add_argument("job")
     priority = verbs.add_parser("priority",
                                 help="give a waiting or delayed job a priority (0 runs first)")
     priority.add_argument("queue")
@@ -44,6 +48,10 @@ def add_schedule_verbs(verbs: Subparsers) -> None:
     recurring.add_argument("params", nargs="*", help="add: QUEUE NAME CRON [DATA-JSON]; cancel: ID")
     recurring.add_argument("--timezone", default="UTC")
     recurring.add_argument("--max-runs", type=int)
+    for verb, help_text in (("enable-recurring", "let beat fire a recurring job again "
+                                                 "(from its next tick; missed ticks are not run)"),
+                            ("disable-recurring", "stop beat firing a recurring job")):
+        verbs.add_parser(verb, help=help_text).add_argument("recurring_id", metavar="ID")
 
 
 def json_argument(text: str, what: str) -> Any:
@@ -92,6 +100,11 @@ def do_cancel(cmd: BaseCommand, *, queue: str, job: str, actor: str, **_: Any) -
                      f"{queue}/{job}: running; cancellation requested (its code must stop)")
 
 
+def do_promote(cmd: BaseCommand, *, queue: str, job: str, actor: str, **_: Any) -> None:
+    jobs.promote_job(queue, job, actor=actor)
+    cmd.stdout.write(f"{queue}/{job}: waiting (promoted)")
+
+
 def do_priority(cmd: BaseCommand, *, queue: str, job: str, priority: int, actor: str,
                 **_: Any) -> None:
     jobs.change_priority(queue, job, priority, actor=actor)
@@ -117,8 +130,23 @@ def do_recurring(cmd: BaseCommand, *, action: str, params: list[str], timezone: 
         raise CommandError("recurring add QUEUE NAME CRON [DATA-JSON] | recurring cancel ID")
 
 
+def do_enable_recurring(cmd: BaseCommand, *, recurring_id: str, actor: str, **_: Any) -> None:
+    job = scheduling.set_recurring_enabled(recurring_id, True, actor=actor)
+    cmd.stdout.write(f"recurring {job.id} ({job.queue}:{job.name}) enabled; "
+                     f"next run {job.next_run}")
+
+
+def do_disable_recurring(cmd: BaseCommand, *, recurring_id: str, actor: str, **_: Any) -> None:
+    job = scheduling.set_recurring_enabled(recurring_id, False, actor=actor)
+    cmd.stdout.write(f"recurring {job.id} ({job.queue}:{job.name}) disabled")
+
+
 QUEUE_VERBS = VerbGroup(add_queue_verbs, {
     "status": do_status, "pause": do_pause, "resume": do_resume, "create": do_create,
-    "destroy": do_destroy, "cancel": do_cancel, "priority": do_priority,
+    "destroy": do_destroy, "cancel": do_cancel, "promote": do_promote,
+    "priority": do_priority,
 })
-SCHEDULE_VERBS = VerbGroup(add_schedule_verbs, {"recurring": do_recurring})
+SCHEDULE_VERBS = VerbGroup(add_schedule_verbs, {
+    "recurring": do_recurring, "enable-recurring": do_enable_recurring,
+    "disable-recurring": do_disable_recurring,
+})

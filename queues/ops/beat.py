@@ -4,9 +4,10 @@ Run beat with it (the default in settings): ``celery -A coordinator_project beat
 For an entry whose task is a ``@job``, the run is enqueued with
 ``job_id="recurring:<entry id>:<nominal tick>"``: a second beat, or a retry,
 firing the same tick finds the job already there (de-duplication), so a tick
-runs once. ``max_runs`` is counted in Redis by the enqueue that created the
-run (django-celery-beat's ``total_run_count`` is per beat process and written
-back only every few minutes).
+runs once. Each run of a recurring job (``schedule_recurring``) is counted in
+Redis, with the id of the job it created, by the enqueue that created it
+(django-celery-beat's ``total_run_count`` is per beat process and written back
+only every few minutes); ``max_runs`` reads that count.
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ def enqueue_run(task: JobTask, row: PeriodicTask, now: datetime, sched: Any) -> 
     # In UTC with ``Z``: an offset's ``+`` is outside the job id charset.
     options["job_id"] = f"recurring:{row.id}:{tick.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     submitted = producer.submit(task, [data], options)[0]
-    if submitted.created and max_runs is not None:
-        runs = recurring_store.count_run(row.id)
-        if runs >= max_runs:
+    if submitted.created and recurring:
+        runs = recurring_store.record_run(row.id, submitted.job_id)
+        if max_runs is not None and runs >= max_runs:
             _disable(row, f"ran {runs} of max_runs={max_runs}")
     return JobHandle(task.job_queue, submitted.job_id, created=submitted.created)
 

@@ -9,6 +9,7 @@ stops after ``SEARCH_BUDGET`` jobs, saying how far it looked.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from queues import registry, store
@@ -105,32 +106,50 @@ def search_jobs(queue: str, state: str, *, text: str = "", job_type: str = "",
     Raises:
         QueueTypeNotFound, JobValidationError (unknown state), BackendUnavailable.
     """
-    registry.get(queue)
-    if state not in ORDER:
-        raise JobValidationError(f"unknown state {state!r}; one of {', '.join(ORDER)}",
-                                 field="state")
-    budget = SEARCH_BUDGET if budget is None else budget
     exact = None
+    found: list[JobRow] = []
+    looked_at, total = 0, 0
+    for chunk in walk(queue, state, text=text, job_type=job_type,
+                      budget=SEARCH_BUDGET if budget is None else budget):
+        matched, looked_at, total = chunk
+        found += matched[:limit - len(found)]
+        if len(found) >= limit:
+            break
     if text:
         [values] = store.fields_of_many(queue, [text], *SHOWN)
         if values[SHOWN.index("state")] is not None:
             exact = _row(text, dict(zip(SHOWN, values, strict=True)))
-    found: list[JobRow] = []
-    looked_at, total = 0, 0
-    while looked_at < budget and len(found) < limit:
-        count = min(SEARCH_CHUNK, budget - looked_at)
-        total, rows = _rows(queue, state, looked_at, count, with_data=bool(text))
-        for row, data in rows:
-            if job_type and row.name != job_type:
-                continue
-            if text and not (row.job_id.startswith(text) or text in data):
-                continue
-            if len(found) < limit:
-                found.append(row)
-        looked_at = min(looked_at + count, total)
-        if looked_at >= total:
-            break
     return Search(found, looked_at, total, exact)
+
+
+def walk(queue: str, state: str, *, text: str = "", job_type: str = "",
+         budget: int | None = None) -> Iterator[tuple[list[JobRow], int, int]]:
+    """The jobs of ``queue`` in ``state`` that match ``text`` (id prefix or payload
+    text) and ``job_type``, in the tab's order, a chunk at a time: (the chunk's
+    matches, jobs read so far, jobs in the state). Reads at most ``budget`` jobs
+    (None: all of them).
+
+    The walk goes by position, so a job that changes state while it runs may be
+    missed or met twice.
+
+    Raises:
+        QueueTypeNotFound, JobValidationError (unknown state), BackendUnavailable.
+    """
+    registry.get(queue)
+    if state not in ORDER:
+        raise JobValidationError(f"unknown state {state!r}; one of {', '.join(ORDER)}",
+                                 field="state")
+    looked_at = 0
+    while budget is None or looked_at < budget:
+        count = SEARCH_CHUNK if budget is None else min(SEARCH_CHUNK, budget - looked_at)
+        total, rows = _rows(queue, state, looked_at, count, with_data=bool(text))
+        yield ([row for row, data in rows
+                if (not job_type or row.name == job_type)
+                and (not text or row.job_id.startswith(text) or text in data)],
+               min(looked_at + count, total), total)
+        looked_at += count
+        if looked_at >= total:
+            return
 
 
 def _rows(queue: str, state: str, start: int, count: int, *, with_data: bool

@@ -373,6 +373,15 @@ def promote(queue: str, *, limit: int = 1000) -> tuple[int, int]:
     return int(moved), int(next_due)
 
 
+def promote_job(queue: str, job_id: str) -> tuple[bool, str]:
+    """Make one delayed job runnable now: (True, "") or (False, its state or "missing")."""
+    k = keys.of(queue)
+    with backend():
+        reply = _script("promote_job")(keys=[k.job(job_id), k.delayed, k.waiting],
+                                       args=[job_id, now_ms()])
+    return bool(reply[0]), reply[1].decode() if len(reply) > 1 else ""
+
+
 def recover(queue: str, job_id: str, *, mode: str, token: str, gen: int,
             message: Any) -> tuple[int, dict[str, str] | None]:
     """Return a stalled or orphaned active job to waiting (1), or fail it (2); 0 if not."""

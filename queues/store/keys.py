@@ -189,3 +189,7 @@ def recurring_runs(schedule_id: int) -> str:
     """How many runs the recurring schedule (a django-celery-beat row id) has enqueued."""
     return f"{prefix()}recurring:{schedule_id}:runs"
 
+
+def recurring_last_job(schedule_id: int) -> str:
+    """The id of the job the recurring schedule's latest run created."""
+    return f"{prefix()}recurring:{schedule_id}:last-job"

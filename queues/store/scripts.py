@@ -23,7 +23,9 @@ message that left its list from one still in it.
 
 A job fails in one Lua function, ``fail_job`` (``fail_job.lua``), which the
 scripts that can fail a job get prepended to their own source: why a prepended
-library and not a Redis 7 FUNCTION is written at the top of that file.
+library and not a Redis 7 FUNCTION is written at the top of that file. Every failed
+attempt, retried or final, is noted in the record's ``attempt_log`` by ``note_attempt``
+(``note_attempt.lua``, prepended the same way).
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ LUA_DIR = Path(__file__).resolve().parent / "lua"
 
 # script -> the library files put before its own source, in this order
 PRELUDES: dict[str, tuple[str, ...]] = {
-    "claim": ("fail_job",),
-    "finish": ("fail_job",),
-    "recover": ("fail_job",),
+    "claim": ("note_attempt", "fail_job"),
+    "finish": ("note_attempt", "fail_job"),
+    "recover": ("note_attempt", "fail_job"),
+    "retry": ("note_attempt",),
 }
 
 

@@ -133,6 +133,13 @@ def set_queue_target(queue: str, target: int, *, scaled: bool) -> None:
         pipe.execute()
 
 
+def queue_target(queue: str) -> int | None:
+    """The wanted process total of ``queue`` (``scale_workers``, the autoscaler), if set."""
+    with backend():
+        wanted = client().hget(keys.meta(queue), "scale_target")
+    return None if wanted is None else int(wanted)
+
+
 def swap_queue_target(queue: str, target: int) -> int | None:
     """Store the wanted process total of ``queue`` atomically; returns the previous one."""
     with backend():

@@ -16,6 +16,7 @@ from queues.models import QueueType
 from queues.ops import manager, stats
 from queues.store import keys
 from tests.conftest import staff_client
+from tests.integration.test_deadletter_services import record
 
 pytestmark = pytest.mark.django_db
 Q = "photo-processing"
@@ -225,10 +226,12 @@ def test_a_failed_job_shows_its_error_traceback_and_dead_letter_link(
         "max_attempts": 3, "attempts_made": 3, "error_type": "ValueError",
         "error": "bad <input>", "traceback": "Traceback ...\nValueError: bad <input>",
         "failed_reason": "max_attempts_exceeded", "finished_at": 5})
+    row = record("f1")
     page = viewer.get(f"/admin/dashboard/queues/{Q}/jobs/f1/").content.decode()
     assert "ValueError</strong>: bad &lt;input&gt;" in page
     assert "ValueError: bad &lt;input&gt;</pre>" in page
-    assert 'href="/admin/deadletter/deadletter/?q=f1"' in page
+    link = f'href="/admin/deadletter/deadletter/{row.pk}/change/">Dead letter #{row.pk} (open)'
+    assert link in page
 
 
 def test_an_unknown_job_is_a_404(viewer: Client, r: redis.Redis) -> None:
@@ -276,3 +279,73 @@ def test_the_workers_page_lists_each_worker_from_its_heartbeat(
     assert cells[-1] == "active"
     assert 'href="/admin/dashboard/workers/"' in viewer.get(OVERVIEW).content.decode()
     assert staff().get("/admin/dashboard/workers/").status_code == 403
+
+
+def test_with_redis_unreachable_each_page_says_so_with_a_503_and_actions_change_nothing(
+        r: redis.Redis) -> None:
+    from django.test import override_settings
+
+    from deadletter.models import AuditEvent
+    from tests.redis_plugin import free_port
+
+    handle = enqueue_many(Q, "t-echo", [{"value": 1}], delay_ms=60_000)[0]
+    operator = staff("view_dashboard", "manage_jobs")
+    # The job store points at a port nothing listens on.
+    with override_settings(COORDINATOR_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
+        overview = operator.get(OVERVIEW)
+        assert overview.status_code == 200
+        assert 'class="jq-status jq-status-unknown"' in overview.content.decode()
+        for page in (f"/admin/dashboard/queues/{Q}/?state=delayed",
+                     f"/admin/dashboard/queues/{Q}/jobs/{handle.id}/",
+                     "/admin/dashboard/workers/"):
+            reply = operator.get(page)
+            assert reply.status_code == 503, page
+            assert 'id="jq-unavailable"' in reply.content.decode()
+        reply = operator.post(f"/admin/dashboard/queues/{Q}/act",
+                              {"action": "promote", "ids": handle.id})
+        assert reply.status_code == 503
+    assert store.fields(Q, handle.id, "state") == ["delayed"]
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("text", ["x" * 10_000, "\x00", "'; DROP TABLE x; --", "*?[]{}",
+                                  "\ud800".encode("utf-8", "surrogatepass").decode("latin-1")])
+def test_hostile_search_text_is_searched_for_as_text(viewer: Client, r: redis.Redis,
+                                                     text: str) -> None:
+    enqueue_many(Q, "t-echo", [{"value": 1}])
+    reply = viewer.get(f"/admin/dashboard/queues/{Q}/", {"state": "waiting", "q": text})
+    assert reply.status_code == 200
+    assert 'id="jq-search-scope">0 matches among the first 1 of 1 waiting jobs' in \
+        reply.content.decode()
+
+
+@pytest.mark.parametrize("job_id", ["%00", "..%2F..%2Fetc", "a" * 5000, "%3Cscript%3E",
+                                    "%F0%9F%92%A5"])
+def test_hostile_job_ids_in_the_address_are_404s(viewer: Client, r: redis.Redis,
+                                                 job_id: str) -> None:
+    reply = viewer.get(f"/admin/dashboard/queues/{Q}/jobs/{job_id}/")
+    assert reply.status_code == 404
+    assert "<script>" not in reply.content.decode()
+
+
+def test_a_queue_type_change_page_links_its_dashboard_page_for_who_may_view_it(
+        r: redis.Redis) -> None:
+    row = QueueType.objects.get(name=Q)
+    change = f"/admin/queues/queuetype/{row.pk}/change/"
+    link = f'href="/admin/dashboard/queues/{Q}/" id="jq-queue-dashboard-link"'
+    assert link in staff("view_queuetype", "view_dashboard").get(change).content.decode()
+    assert link not in staff("view_queuetype").get(change).content.decode()
+
+
+@pytest.mark.parametrize("page", [
+    f"/admin/dashboard/queues/{Q}/?state=<script>alert(1)</script>",
+    f"/admin/dashboard/queues/{Q}/?state=%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E",
+    "/admin/dashboard/recurring/?queue=<script>alert(1)</script>"])
+def test_a_refused_filter_quoting_markup_is_answered_as_plain_text(
+        viewer: Client, r: redis.Redis, page: str) -> None:
+    reply = viewer.get(page)
+    assert reply.status_code in (400, 404)
+    if reply.status_code == 400:
+        assert reply["Content-Type"] == "text/plain; charset=utf-8"
+    else:
+        assert "<script>alert" not in reply.content.decode()

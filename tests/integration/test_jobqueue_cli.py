@@ -79,3 +79,26 @@ def test_cli_exits_non_zero(r: redis.Redis) -> None:
                           env={**os.environ, "DATABASE_URL": worker_database_url()})
     assert done.returncode != 0
     assert "Queue type 'no-such-queue' is not registered" in done.stderr
+
+
+def test_disable_and_enable_recurring(r: redis.Redis) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    from queues.ops.scheduling import schedule_recurring
+
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "*/5 * * * *")
+    assert run("disable-recurring", job.id)[0] == f"recurring {job.id} ({Q}:t-echo) disabled\n"
+    assert not PeriodicTask.objects.get(pk=job.id).enabled
+    out, _ = run("enable-recurring", job.id)
+    assert out.startswith(f"recurring {job.id} ({Q}:t-echo) enabled; next run 20")
+    assert PeriodicTask.objects.get(pk=job.id).enabled
+    events = AuditEvent.objects.filter(actor__startswith="cli:").order_by("pk")
+    assert list(events.values_list("action", "target_id")) == [
+        ("disable_recurring", job.id), ("enable_recurring", job.id)]
+
+
+@pytest.mark.parametrize("verb", ["enable-recurring", "disable-recurring"])
+def test_an_unknown_recurring_id_fails_with_a_sentence(verb: str) -> None:
+    with pytest.raises(CommandError, match="Job '424242' not found in queue 'recurring'"):
+        run(verb, "424242")
+    assert not AuditEvent.objects.exists()

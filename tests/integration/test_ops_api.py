@@ -220,3 +220,68 @@ def test_clients_are_rate_limited_per_minute(r: redis.Redis) -> None:
         with override_settings(COORDINATOR_ENABLE_RATE_LIMITING=False):
             enqueue(Q, "t-echo", {"value": 9}, client_id="ops-bot")
     assert r.llen(Q) == 6
+
+
+def test_recurring_jobs_are_disabled_and_enabled_with_the_manage_scope(r: redis.Redis) -> None:
+    from queues.ops.scheduling import schedule_recurring
+
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "*/5 * * * *")
+    base = f"/queues/{Q}/recurring/{job.id}"
+    assert call("post", f"{base}/disable", token("queues:view")).status_code == 403
+    assert call("post", f"{base}/disable", token("queues:manage:maintenance")).status_code == 403
+    off = call("post", f"{base}/disable", MANAGE)
+    assert off.status_code == 200, off.content
+    assert (off.json()["id"], off.json()["enabled"], off.json()["next_run"]) == (
+        job.id, False, None)
+    on = call("post", f"{base}/enable", token(f"queues:manage:{Q}"))
+    assert on.status_code == 200 and on.json()["enabled"] is True and on.json()["next_run"]
+    listed = call("get", f"/queues/{Q}/recurring", MANAGE).json()["recurring"]
+    assert [(j["id"], j["enabled"]) for j in listed] == [(job.id, True)]
+    assert list(AuditEvent.objects.order_by("pk").values_list("action", "actor")) == [
+        ("recurring_create", "system"), ("disable_recurring", "client:ops-bot"),
+        ("enable_recurring", "client:ops-bot")]
+
+
+@pytest.mark.parametrize("where", ["an unknown id", "an id of another queue"])
+@pytest.mark.parametrize("action", ["enable", "disable"])
+def test_recurring_enable_and_disable_are_404_off_their_queue(
+        r: redis.Redis, where: str, action: str) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    from queues.ops.scheduling import schedule_recurring
+
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "*/5 * * * *")
+    path = ("/queues/batch-processing/recurring/" + job.id if where.endswith("queue")
+            else f"/queues/{Q}/recurring/424242")
+    reply = call("post", f"{path}/{action}", MANAGE)
+    assert reply.status_code == 404
+    assert reply["Content-Type"].startswith("application/json")
+    assert "no recurring job" in reply.json()["detail"]
+    assert PeriodicTask.objects.get(pk=job.id).enabled
+    assert list(AuditEvent.objects.values_list("action", flat=True)) == ["recurring_create"]
+
+
+def test_enabling_a_recurring_job_that_ran_its_max_runs_is_409(r: redis.Redis) -> None:
+    from datetime import UTC, datetime
+
+    from celery.schedules import crontab
+    from django_celery_beat.models import PeriodicTask
+
+    from queues.jobs.producer import job_task
+    from queues.ops.beat import enqueue_run
+    from queues.ops.scheduling import schedule_recurring
+
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *", max_runs=1)
+    enqueue_run(job_task(f"{Q}:t-echo"), PeriodicTask.objects.get(pk=job.id),
+                datetime(2030, 1, 1, 12, tzinfo=UTC), crontab(minute="*"))
+    refused = call("post", f"/queues/{Q}/recurring/{job.id}/enable", MANAGE)
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "InvalidJobState"
+    assert "max_runs=1" in refused.json()["detail"]
+    assert not PeriodicTask.objects.get(pk=job.id).enabled
+
+
+def test_openapi_document_lists_the_recurring_switches() -> None:
+    paths = Client().get("/openapi.json").json()["paths"]
+    for action in ("enable", "disable"):
+        assert "post" in paths[f"/queues/{{name}}/recurring/{{recurring_id}}/{action}"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -11,13 +12,27 @@ from typing import Any
 import pytest
 import redis
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.schedulers import ModelEntry
 
+from coordinator_project.celery import app as celery_app
 from deadletter.models import AuditEvent
-from queues.exceptions import InvalidCronError, JobNotFound, JobValidationError, UnknownJobType
+from queues.exceptions import (
+    InvalidCronError,
+    InvalidJobState,
+    JobNotFound,
+    JobValidationError,
+    UnknownJobType,
+)
 from queues.jobs import get_job, task_name
 from queues.jobs.producer import job_task
 from queues.ops.beat import enqueue_run
-from queues.ops.scheduling import cancel_recurring, list_recurring, schedule_recurring
+from queues.ops.scheduling import (
+    cancel_recurring,
+    list_recurring,
+    schedule_recurring,
+    set_recurring_enabled,
+    upcoming_runs,
+)
 from queues.store import keys
 from tests.conftest import ROOT, texts, wait_for, worker_database_url
 
@@ -113,3 +128,98 @@ def test_a_real_beat_enqueues_through_the_coordinator(
     ids = texts(r.zrange(keys.state_index("maintenance", "waiting"), 0, -1))
     assert all(i.startswith("recurring:") for i in ids), ids
     assert get_job("maintenance", ids[0]).name == "clean-queue"
+
+
+def _beat_entry(row: PeriodicTask) -> ModelEntry:
+    """The entry django-celery-beat's scheduler builds from ``row`` (when it reloads)."""
+    return ModelEntry(row, app=celery_app)
+
+
+def test_disable_and_enable_are_audited_once_and_report_the_state(r: redis.Redis) -> None:
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "*/10 * * * *")
+    off = set_recurring_enabled(job.id, False, actor="ops")
+    assert (off.enabled, off.next_run) == (False, None)
+    assert not PeriodicTask.objects.get(pk=job.id).enabled
+    assert set_recurring_enabled(job.id, False, actor="ops") == off  # already: a no-op
+    on = set_recurring_enabled(job.id, True, actor="ops")
+    assert on.enabled and on.next_run is not None and on.next_run > datetime.now(UTC)
+    events = AuditEvent.objects.order_by("pk").values_list("action", "actor", "target_type",
+                                                          "target_id", "queue")
+    assert list(events) == [
+        ("recurring_create", "system", "recurring", job.id, Q),
+        ("disable_recurring", "ops", "recurring", job.id, Q),
+        ("enable_recurring", "ops", "recurring", job.id, Q)]
+    with pytest.raises(JobNotFound):
+        set_recurring_enabled("999999", True)
+    with pytest.raises(JobNotFound):
+        set_recurring_enabled("not-an-id", False)
+
+
+def test_disabling_tells_beat_and_beat_stops_firing_it(r: redis.Redis) -> None:
+    from django_celery_beat.models import PeriodicTasks
+
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *")
+    before = PeriodicTasks.last_change()
+    set_recurring_enabled(job.id, False)
+    changed = PeriodicTasks.last_change()
+    assert changed is not None and (before is None or changed > before)
+    assert not _beat_entry(PeriodicTask.objects.get(pk=job.id)).is_due().is_due
+    assert job.id not in {str(row.pk) for row in PeriodicTask.objects.enabled()}
+
+
+@pytest.mark.parametrize("disabled_by", ["the service", "beat (max_runs, an UPDATE)"])
+def test_enabling_again_fires_at_the_next_tick_not_at_once_to_catch_up(
+        r: redis.Redis, disabled_by: str) -> None:
+    # A start date in the past: django-celery-beat then takes a missing last_run_at as
+    # 30 years ago, and a stale one as the last fire, and fires at once either way.
+    now = datetime.now(UTC)
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *",
+                             start_date=now - timedelta(days=1))
+    PeriodicTask.objects.filter(pk=job.id).update(last_run_at=now - timedelta(hours=1))
+    if disabled_by == "the service":
+        set_recurring_enabled(job.id, False)
+    else:
+        PeriodicTask.objects.filter(pk=job.id).update(enabled=False)
+    naive = PeriodicTask.objects.get(pk=job.id)
+    naive.enabled = True  # what enabling without resetting last_run_at would give beat
+    assert _beat_entry(naive).is_due().is_due
+    set_recurring_enabled(job.id, True)
+    due, wait = _beat_entry(PeriodicTask.objects.get(pk=job.id)).is_due()
+    assert not due and 0 < wait <= 60
+
+
+def test_a_schedule_that_ran_its_max_runs_cannot_be_enabled(r: redis.Redis) -> None:
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *", max_runs=1)
+    _fire(PeriodicTask.objects.get(pk=job.id), datetime(2030, 1, 1, 12, tzinfo=UTC))
+    assert not PeriodicTask.objects.get(pk=job.id).enabled
+    with pytest.raises(InvalidJobState, match="has run 1 of max_runs=1"):
+        set_recurring_enabled(job.id, True)
+    assert not PeriodicTask.objects.get(pk=job.id).enabled
+    assert not AuditEvent.objects.filter(action="enable_recurring").exists()
+
+
+def test_each_run_is_counted_with_the_job_it_created(r: redis.Redis) -> None:
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *")
+    assert (job.runs, job.last_job_id) == (0, None)
+    row = PeriodicTask.objects.get(pk=job.id)
+    first = _fire(row, datetime(2030, 1, 1, 12, tzinfo=UTC))
+    _fire(row, datetime(2030, 1, 1, 12, 0, 1, tzinfo=UTC))  # the same tick: no new run
+    second = _fire(row, datetime(2030, 1, 1, 12, 1, tzinfo=UTC))
+    [listed] = list_recurring(Q)
+    assert (listed.runs, listed.last_job_id) == (2, second.id)
+    assert first.id != second.id and get_job(Q, second.id).state == "waiting"
+    cancel_recurring(job.id)
+    assert r.exists(keys.recurring_runs(row.pk), keys.recurring_last_job(row.pk)) == 0
+
+
+def test_upcoming_runs_stop_at_the_end_date_and_the_runs_left(r: redis.Redis) -> None:
+    start = datetime.now(UTC)
+    ends = schedule_recurring(Q, "t-echo", {"value": 1}, "0 * * * *",
+                              end_date=start + timedelta(hours=2))
+    assert len(upcoming_runs(ends)) == 2
+    capped = schedule_recurring(Q, "t-echo", {"value": 1}, "0 * * * *", max_runs=2)
+    assert [t.minute for t in upcoming_runs(capped)] == [0, 0]
+    hourly = schedule_recurring(Q, "t-echo", {"value": 1}, "0 * * * *")
+    times = upcoming_runs(hourly)
+    assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(hours=1)] * 2
+    assert upcoming_runs(set_recurring_enabled(hourly.id, False)) == []

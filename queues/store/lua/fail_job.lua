@@ -1,5 +1,6 @@
 -- KEYS: none of its own: a library, not a script. The loader (queues/store/scripts.py)
---       prepends it to claim.lua, recover.lua and finish.lua, whose keys it is passed.
+--       prepends it (after note_attempt.lua, whose function it calls) to claim.lua,
+--       recover.lua and finish.lua, whose keys it is passed.
 -- ARGV: none; fail_job(job, id, f) takes the job's key and id, and a table f of
 --       now, name (the job's), details (flat field/value list: failed_reason,
 --       error_type, error, ...), stats (the stats hash), index (the failed index,
@@ -21,6 +22,9 @@
 -- versions of the code running side by side (a rolling deploy) would share one
 -- library name. The cost is a few lines repeated in three cached scripts.
 local function fail_job(job, id, f)
+  local detail = {}
+  for i = 1, #f.details, 2 do detail[f.details[i]] = f.details[i + 1] end
+  note_attempt(job, f.now, detail.error_type, detail.error)
   -- the details first, so that no caller's field can overwrite state or finished_at
   local fields = {unpack(f.details)}
   local n = #fields

@@ -8,6 +8,7 @@
 local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'attempts_made', 'name')
 if cur[1] ~= 'active' or cur[2] ~= ARGV[2] then return 0 end
 local id, now, due = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4])
+note_attempt(KEYS[1], now, ARGV[8], ARGV[9])
 redis.call('HSET', KEYS[1], 'gen', ARGV[5], 'error_type', ARGV[8], 'error', ARGV[9])
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('ZREM', KEYS[2], id)
