@@ -79,3 +79,33 @@ def test_a_staff_user_without_the_permission_sees_403(
     page.goto(f"{live_server.url}/admin/")
     expect(page.locator("#jq-dashboard-link")).to_have_count(0)
     shot(page, "forbidden-index")
+
+
+HIDE = """() => {
+  Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "hidden"});
+  document.dispatchEvent(new Event("visibilitychange"));
+  window.__jqHiddenAt = Date.now();
+  window.__jqRefreshesWhenHidden = window.__jqRefreshes;
+}"""
+SHOW = """() => {
+  Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "visible"});
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
+def test_the_overview_stops_refreshing_while_its_tab_is_hidden(
+        page: Page, live_server: Any, builtin_queue_types: None) -> None:
+    log_in(page, live_server.url, operator("view_dashboard"), "/admin/dashboard/")
+    page.evaluate("""() => {
+      window.__jqRefreshes = 0;
+      document.body.addEventListener("htmx:beforeRequest", () => { window.__jqRefreshes += 1; });
+    }""")
+    page.wait_for_function("window.__jqRefreshes >= 2", timeout=15_000)
+    page.evaluate(HIDE)
+    # Absence can only be seen over time: three refresh periods (3 s each) go by hidden.
+    page.wait_for_function("Date.now() - window.__jqHiddenAt > 9000", timeout=15_000,
+                           polling=500)
+    assert page.evaluate("window.__jqRefreshes - window.__jqRefreshesWhenHidden") == 0
+    page.evaluate(SHOW)
+    page.wait_for_function("window.__jqRefreshes > window.__jqRefreshesWhenHidden",
+                           timeout=15_000)

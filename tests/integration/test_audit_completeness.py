@@ -87,6 +87,13 @@ def test_each_job_and_dead_letter_endpoint_writes_one_event_with_its_job_id(
     assert events() == [("change_priority", ACTOR, job)]
     assert http("delete", f"/queues/{Q}/jobs/{job}")["outcome"] == "cancelled"
     assert events() == [("cancel_job", ACTOR, job)]
+    later = http("post", f"/queues/{Q}/jobs", {"name": "t-echo", "data": {"value": 2},
+                                              "options": {"delay_ms": 600_000}}, 201)["id"]
+    assert http("post", f"/queues/{Q}/jobs/{later}/promote") == {"id": later, "state": "waiting"}
+    assert events() == [("promote_job", ACTOR, later)]
+    http("post", f"/queues/{Q}/jobs/{later}/promote", status=409)
+    http("post", f"/queues/{Q}/jobs/no-such-job/promote", status=404)
+    assert events() == []
     record("dl-a")
     record("dl-b")
     http("post", f"/queues/{Q}/failed/dl-a/requeue")
@@ -122,9 +129,13 @@ def test_cli_cancel_and_priority_verbs_are_audited_with_the_cli_user(r: redis.Re
     events = Audited()
     assert cli("priority", Q, first.id, "7").strip() == f"{Q}/{first.id}: priority 7"
     assert get_job(Q, first.id).priority == 7
+    delayed = enqueue(Q, "t-echo", {"value": 3}, delay_ms=600_000)
+    assert cli("promote", Q, delayed.id).strip() == f"{Q}/{delayed.id}: waiting (promoted)"
+    assert get_job(Q, delayed.id).state == "waiting"
     assert cli("cancel", Q, second.id).strip() == f"{Q}/{second.id}: cancelled"
     assert get_job(Q, second.id).state == "cancelled"
-    assert events() == [("change_priority", actor, first.id), ("cancel_job", actor, second.id)]
+    assert events() == [("change_priority", actor, first.id), ("promote_job", actor, delayed.id),
+                        ("cancel_job", actor, second.id)]
     event = AuditEvent.objects.get(action="change_priority")
     assert (event.target_type, event.target_id, event.queue) == ("job", first.id, Q)
     assert (event.details["previous"], event.details["priority"]) == (0, 7)
@@ -135,6 +146,8 @@ def test_cli_cancel_and_priority_verbs_are_audited_with_the_cli_user(r: redis.Re
     (("priority", Q, "no-such-job", "1"), "Job 'no-such-job' not found"),
     (("priority", Q, "{job}", "10"), "priority: Input should be less than or equal to 9"),
     (("cancel", Q, "{cancelled}"), "is cancelled; only waiting, delayed or active"),
+    (("promote", Q, "{job}"), "is waiting; only delayed jobs can be promoted"),
+    (("promote", Q, "no-such-job"), "Job 'no-such-job' not found"),
 ])
 def test_cli_job_verbs_refuse_bad_input_with_a_sentence_and_no_event(
         r: redis.Redis, args: tuple[str, ...], message: str) -> None:

@@ -310,3 +310,12 @@ def test_each_failed_attempt_is_on_the_job_page_with_its_worker_and_error(
     assert page.count("transient failure on attempt") >= 2
     page = viewer.get(f"/admin/dashboard/queues/{Q}/jobs/{doomed.id}/").content.decode()
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_a_worker_named_with_markup_is_text_on_the_workers_page(
+        manager_client: Client, r: redis.Redis) -> None:
+    hostile = '"><img src=x onerror=alert(1)>@host'
+    presence.heartbeat(presence.Heartbeat(hostile, 1, (Q,), 2, store.now_ms(), 0, 0, 0.0))
+    page = manager_client.get("/admin/dashboard/workers/").content.decode()
+    assert "<img src=x" not in page
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;@host" in page
