@@ -47,6 +47,7 @@ class Settings(LazySettings):
     SCALING_COOLDOWN_PERIOD: int = 300000
     WORKER_HEARTBEAT_INTERVAL: int = 5000
     WORKER_STALE_AFTER: int = 300000
+    WORKER_STUCK_AFTER: int = 60000  # ms: a live worker taking no job while work waits
     REGISTRY_REFRESH_INTERVAL: int = 5000
     JOB_LOG_LIMIT: int = 1000
     JWT_SECRET: str = ""

@@ -2,7 +2,7 @@
 
 Each worker from its heartbeat (``workers.presence.list_workers``): host and pid,
 queues, pool and processes, running jobs, memory and CPU, heartbeat age,
-processed and failed, and status (active, paused, stale), with pause and resume;
+processed and failed, and status (active, paused, stuck, stale), with pause and resume;
 and per queue the processes serving it against the processes wanted
 (``scale_target``, set by ``scale_workers`` or the autoscaler), with a form that
 scales it. Viewing needs ``queues.view_dashboard``; pausing, resuming and scaling

@@ -1,7 +1,10 @@
 """Worker presence: each ``celery worker`` describes itself in Redis.
 
 The bootstep in ``workers.bootsteps`` calls ``heartbeat`` every
-``WORKER_HEARTBEAT_INTERVAL`` and ``deregister`` on a clean shutdown.
+``WORKER_HEARTBEAT_INTERVAL`` and ``deregister`` on a clean shutdown. A worker's
+status is ``stale`` (silent for longer than ``WORKER_STALE_AFTER``), else ``paused``,
+else ``stuck`` (it heartbeats but has taken no job for ``WORKER_STUCK_AFTER`` while
+its queues have work: ``queues.store.workers.is_stuck``), else ``active``.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ class WorkerStatus:
 
     id: str
     queue_names: tuple[str, ...]
-    status: str  # active | paused | stale
+    status: str  # active | paused | stuck | stale
     processed_jobs: int
     failed_jobs: int
     uptime: int  # milliseconds
@@ -92,10 +95,11 @@ class WorkerStatus:
     cpu_percent: float
 
 
-def _status(f: Mapping[str, str], now: int) -> WorkerStatus:
+def _status(f: Mapping[str, str], now: int, stuck: set[str]) -> WorkerStatus:
     last = int(f["last_heartbeat"])
     state = ("stale" if now - last > settings.WORKER_STALE_AFTER
-             else "paused" if f.get("paused") == "1" else "active")
+             else "paused" if f.get("paused") == "1"
+             else "stuck" if f["hostname"] in stuck else "active")
     return WorkerStatus(
         id=f["hostname"], queue_names=tuple(json.loads(f["queues"])), status=state,
         processed_jobs=int(f.get("processed", 0)), failed_jobs=int(f.get("failed", 0)),
@@ -110,7 +114,8 @@ def list_workers(queue: str | None = None) -> list[WorkerStatus]:
     """Every worker that reported (stale ones included until their record expires)."""
     rows = worker_store.read_workers()
     now = store.now_ms()
-    found = [_status(raw, now) for raw in rows]
+    stuck = worker_store.stuck_workers(rows, now=now)
+    found = [_status(raw, now, stuck) for raw in rows]
     return [w for w in found if queue is None or queue in w.queue_names]
 
 
@@ -123,7 +128,8 @@ def worker_status(worker_id: str) -> WorkerStatus:
     raw = worker_store.read_worker(worker_id)
     if raw is None:
         raise WorkerNotFound(worker_id)
-    return _status(raw, store.now_ms())
+    now = store.now_ms()
+    return _status(raw, now, worker_store.stuck_workers([raw], now=now))
 
 
 def _set_paused(worker_id: str, paused: bool, actor: str) -> WorkerStatus:

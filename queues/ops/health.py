@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from queues import registry, store
-from queues.conf import LazySettings
+from queues.conf import LazySettings, settings
 from queues.exceptions import BackendUnavailable
 from queues.ops import manager, stats
 from queues.store import workers as worker_store
@@ -50,7 +50,8 @@ class HealthIssue:
 class HealthRecommendation:
     """Seed ``HealthRecommendation``: what to do about an issue, and how urgently."""
 
-    # type: scale_workers, adjust_settings, investigate_errors or resume_queue
+    # type: scale_workers, adjust_settings, investigate_errors, resume_queue or
+    # restart_worker
     # priority: low, medium or high
 
     type: str
@@ -79,6 +80,8 @@ class QueueHealthMetrics:
     quarantined_dead_letters: int = 0
     # Broker items that were not valid messages, held in Redis (queues.store.transport).
     quarantined_messages: int = 0
+    # Live workers of the queue that took no job for WORKER_STUCK_AFTER while jobs waited.
+    stuck_workers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ def queue_health(name: str) -> QueueHealth:
     status = _status(issues)
     return QueueHealth(
         queue_name=name, status=status, message=_message(status, issues), metrics=measured,
-        issues=issues, recommendations=tuple(_recommendations(spec, issues)),
+        issues=issues,
+        recommendations=tuple(_recommendations(spec, issues, measured.stuck_workers)),
     )
 
 
@@ -132,6 +136,7 @@ def _health_metrics(name: str) -> QueueHealthMetrics:
         processing_window_minutes=recent.minutes, error_window_minutes=errors.minutes,
         quarantined_dead_letters=store.quarantined_dead_letter_count(name),
         quarantined_messages=store.quarantined_message_count(name),
+        stuck_workers=tuple(worker_store.stuck_by_queue().get(name, ())),
     )
 
 
@@ -161,10 +166,21 @@ def _issues(spec: registry.QueueTypeSpec, m: QueueHealthMetrics) -> list[HealthI
         found.append(HealthIssue("message_quarantine", "warning", (
             f"{m.quarantined_messages} item(s) in the broker list were not valid messages "
             "and are held in Redis")))
+    if m.stuck_workers:
+        found.append(_stuck_issue(m))
     if m.average_wait_time > cfg.HEALTH_MAX_AVERAGE_WAIT:
         found.append(HealthIssue("wait_time", "warning", (
             f"High average wait time: {round(m.average_wait_time / 1000)}s")))
     return found
+
+
+def _stuck_issue(m: QueueHealthMetrics) -> HealthIssue:
+    """Critical when no live worker of the queue still takes jobs, else a warning."""
+    names = ", ".join(m.stuck_workers)
+    severity = "critical" if len(m.stuck_workers) >= m.active_workers else "warning"
+    return HealthIssue("workers_stuck", severity, (
+        f"{len(m.stuck_workers)} worker(s) heartbeat but took no job for "
+        f"{round(settings.WORKER_STUCK_AFTER / 1000)}s while jobs waited: {names}"))
 
 
 def _status(issues: tuple[HealthIssue, ...]) -> str:
@@ -183,8 +199,8 @@ def _message(status: str, issues: tuple[HealthIssue, ...]) -> str:
     return "Queue is operating normally"
 
 
-def _recommendations(spec: registry.QueueTypeSpec,
-                     issues: tuple[HealthIssue, ...]) -> list[HealthRecommendation]:
+def _recommendations(spec: registry.QueueTypeSpec, issues: tuple[HealthIssue, ...],
+                     stuck: tuple[str, ...] = ()) -> list[HealthRecommendation]:
     name = spec.name
     scale = (f"add processes: POST /queues/{name}/scale with a larger targetWorkers "
              f"(the queue type allows {spec.min_workers}-{spec.max_workers})")
@@ -207,6 +223,11 @@ def _recommendations(spec: registry.QueueTypeSpec,
         "message_quarantine": (
             "investigate_errors", "medium", "Something publishes malformed messages",
             f"read them and their reasons: manage.py jobqueue quarantine {name}"),
+        # Its consumer is frozen, so remote control may not reach it either: a signal does.
+        "workers_stuck": (
+            "restart_worker", "high", "Workers heartbeat but no longer take jobs",
+            f"restart {', '.join(stuck)}: SIGTERM to the worker's main process (its pid is "
+            "on the dashboard's Workers page), then start it again or let its supervisor"),
     }
     return [HealthRecommendation(*advice[issue.rule]) for issue in issues
             if issue.rule in advice]

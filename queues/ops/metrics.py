@@ -8,8 +8,9 @@ serves the same numbers, whichever worker did the work. There is no Celery
 signal receiver: counting inside the transitions costs no extra round trip
 per job (DESIGN §4a, hot-path budget).
 
-A scrape costs two round trips whatever the number of queues: the set of
-queues Redis knows, then one pipeline for all of them.
+A scrape costs five round trips whatever the number of queues: the set of
+queues Redis knows, then one pipeline for all of them; then the workers, their
+hashes and their queues' oldest waiting jobs, for ``queue_workers_stuck``.
 
 Labels are ``queue`` and ``job_type`` only; both are bounded (queue types
 and declared jobs). Job ids and worker ids never become labels.
@@ -35,6 +36,7 @@ from prometheus_client.utils import floatToGoString
 from queues import registry
 from queues.store import queue_state
 from queues.store import stats as stats_store
+from queues.store import workers as worker_store
 
 logger = logging.getLogger("queues.ops.metrics")
 
@@ -78,6 +80,7 @@ class QueueReading:
     scale_target: int = -1  # processes wanted by scale_workers; -1 when never set
     quarantined_dead_letters: int = 0
     quarantined_messages: int = 0
+    stuck_workers: int = 0  # live workers of the queue that stopped taking jobs
 
 
 @dataclass
@@ -106,11 +109,12 @@ def read_queues() -> list[QueueReading]:
         BackendUnavailable: Redis is unreachable.
     """
     specs = _specs()
+    stuck = worker_store.stuck_by_queue()
     return [QueueReading(
         name=f.name, declared_jobs=specs[f.name].job_types if f.name in specs else (),
         stats=f.stats, counts=f.counts, paused=f.paused, workers=f.workers,
         scale_target=f.scale_target, quarantined_dead_letters=f.quarantined_dead_letters,
-        quarantined_messages=f.quarantined_messages)
+        quarantined_messages=f.quarantined_messages, stuck_workers=len(stuck.get(f.name, ())))
         for f in queue_state.read_all(specs, GAUGE_STATES)]
 
 
@@ -186,6 +190,10 @@ def _queue_families(readings: list[QueueReading]) -> Iterator[Metric]:
          lambda reading: int(reading.paused)),
         (GaugeMetricFamily, "queue_active_workers",
          "Workers serving the queue with a recent heartbeat.", lambda reading: reading.workers),
+        (GaugeMetricFamily, "queue_workers_stuck",
+         "Live workers of the queue with a free slot that took no job for "
+         "WORKER_STUCK_AFTER while a job waited that long.",
+         lambda reading: reading.stuck_workers),
         (CounterMetricFamily, "worker_scaling_events", "Scaling actions taken for the queue.",
          lambda reading: reading.stats.get("scaling_events", 0)),
         # For an external scaler (KEDA/HPA): processes the queue should have,

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import uuid
 import zoneinfo
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from croniter import croniter
@@ -28,6 +29,8 @@ from queues.store import recurring as recurring_store
 
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 RECURRING_PREFIX = "recurring:"
+_DAY = timedelta(days=1)  # a zone's offset changes at most once within a day
+_SECOND = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,97 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 
 def next_run(expression: str, tz: str, *, after: datetime | None = None) -> datetime:
-    """The next fire time after ``after`` (default now), in the schedule's timezone."""
-    start = (after or dj_timezone.now()).astimezone(_zone(tz))
-    return croniter(expression, start).get_next(datetime)
+    """The next fire time after ``after`` (default now), in the schedule's timezone.
+
+    Fire times are wall-clock times in ``tz``, and a daylight-saving change repeats some
+    (clocks going back) or skips some (going forward). The rule is Vixie cron's, as
+    Debian's cron(8) states it: jobs at fixed times do not run again in the repeated time
+    and run soon after the change for a skipped one; jobs that run every hour go by the
+    new time. Here:
+
+    - A schedule at named hours (``30 1 * * *``, ``*/20 1,2 * * *``) fires each
+      wall-clock time once. A repeated one fires at its first occurrence (``fold=0``),
+      never an hour later again. A skipped one (02:30 when 02:00 becomes 03:00) fires
+      once at the first instant after the gap, 03:00 local: as soon as that wall time
+      has passed, and so never after a run named later that day (shifted by the gap, to
+      03:30, it would come after a 03:00 run); several skipped times make that one run.
+    - A schedule that runs every hour (hour field ``*``) fires once per real hour: in
+      both occurrences of a repeated hour, and not in a skipped hour, which never
+      happens. (Vixie cron also counts a ``*`` minute field, and would run
+      ``*/20 1 * * *`` in both occurrences of 01:xx; here that is a named hour.)
+
+    Raises:
+        JobValidationError: ``tz`` is not a known timezone.
+    """
+    return _nearest(expression, tz, after or dj_timezone.now(), forward=True)
+
+
+def previous_run(expression: str, tz: str, *, before: datetime) -> datetime:
+    """The latest fire time before ``before``, in the schedule's timezone: the fire times
+    are the ones ``next_run`` chains through (its rule for daylight-saving changes).
+
+    Raises:
+        JobValidationError: ``tz`` is not a known timezone.
+    """
+    return _nearest(expression, tz, before, forward=False)
+
+
+def _nearest(expression: str, tz: str, instant: datetime, *, forward: bool) -> datetime:
+    """The first fire time after ``instant`` (``forward``), or the last one before it."""
+    zone = _zone(tz)
+    edge = instant.astimezone(UTC)  # two datetimes of one zone compare by wall time
+    # A wall up to a change's size before ``edge``'s own can have a repeat after ``edge``
+    # (and, backward, one after it a first occurrence before): start the walk at the wall
+    # ``edge`` has under the offset that a change within a day would bring.
+    offsets = (_offset(edge, zone), _offset(edge + (_DAY if forward else -_DAY), zone))
+    wall = (edge + (min(offsets) if forward else max(offsets))).replace(tzinfo=None)
+    walls = _walls(expression, zone, wall, forward=forward)
+    found: list[datetime] = []
+    while True:
+        instants = next(walls)
+        found += [t for t in instants if (t > edge if forward else t < edge)]
+        # Every later wall's instants come after this wall's earliest (the earlier ones'
+        # before its latest): once that one is past ``edge``, nothing nearer can follow.
+        if instants and (instants[0] > edge if forward else instants[-1] < edge):
+            return (min(found) if forward else max(found)).astimezone(zone)
+
+
+def _offset(when: datetime, zone: zoneinfo.ZoneInfo) -> timedelta:
+    return when.astimezone(zone).utcoffset() or timedelta(0)
+
+
+def _walls(expression: str, zone: zoneinfo.ZoneInfo, start: datetime, *,
+           forward: bool) -> Iterator[list[datetime]]:
+    """For each wall-clock time that ``expression`` names after (or before) the naive
+    ``start``, the UTC instants it fires at in ``zone``, earliest first."""
+    # croniter walks the naive calendar, where no hour repeats or goes missing.
+    cron = croniter(expression, start)
+    every_hour = cron.expanded[1] == ["*"]
+    step = cron.get_next if forward else cron.get_prev
+    while True:
+        yield _instants(step(datetime), zone, every_hour=every_hour)
+
+
+def _instants(wall: datetime, zone: zoneinfo.ZoneInfo, *, every_hour: bool) -> list[datetime]:
+    """The UTC instants at which the naive wall-clock time ``wall`` in ``zone`` fires
+    (``next_run``'s rule), earliest first; none for a skipped one of an every-hour job."""
+    first, second = (wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1))
+    if first.astimezone(zone).replace(tzinfo=None) != wall:  # skipped: clocks went forward
+        return [] if every_hour else [_gap_end(wall, zone)]
+    return [first, second] if every_hour and second != first else [first]
+
+
+def _gap_end(wall: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
+    """The first instant (UTC) after the gap in which the naive ``wall`` never happens."""
+    # Read with the offset after the change, ``wall`` is an instant before it; with the
+    # offset before, one after it. Halve the interval down to the second of the change.
+    before, after = sorted(wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+                           for fold in (0, 1))
+    old = _offset(before, zone)
+    while after - before > _SECOND:
+        middle = before + _SECOND * ((after - before) // _SECOND // 2)
+        before, after = (middle, after) if _offset(middle, zone) == old else (before, middle)
+    return after
 
 
 def schedule_recurring(queue: str, name: str, data: Any, cron: str, timezone: str = "UTC",

@@ -3,17 +3,26 @@
 The only code that names these keys. ``workers.presence`` writes heartbeats and reads
 statuses through here; ``workers.scaling`` stores pool sizes and queue targets;
 ``workers.control`` reads the pause flags; the queue figures (``queue_status``, metrics,
-health) count live workers with ``live_since``, so every reader means the same by "live".
+health) count live workers with ``live_since``, so every reader means the same by "live",
+and find stuck workers with ``stuck_workers``, so they mean the same by "stuck".
+
+**Stuck** (``is_stuck``): a live, unpaused worker with a free process slot that has
+taken no job for longer than ``WORKER_STUCK_AFTER`` while one of its unpaused queues
+has had a job waiting that long. It heartbeats (its coordinator thread runs) but its
+consumer or pool no longer starts jobs: Celery's freeze after a broker reconnect, or
+a pool child that hangs. The claim script stamps ``last_claim_ms`` in the hash.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from queues.conf import settings
 from queues.store import backend, client, keys, now_ms
-from queues.store.replies import members, text, text_hash
+from queues.store.replies import members, scored, text, text_hash
 
 if TYPE_CHECKING:
     from redis.typing import EncodableT, FieldT
@@ -164,3 +173,81 @@ def forget_stale_workers(queues: Iterable[str], *, stale_before: int) -> tuple[i
             if not cli.exists(keys.worker(text(host))):
                 targets += cli.hdel(keys.worker_targets(), host)
     return presence, targets
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """The figures that tell whether a live worker still takes jobs (times: ms since the epoch)."""
+
+    started_at: int
+    last_claim: int | None  # None: it never took a job
+    free_slots: int  # pool size less the jobs it runs, at its last heartbeat
+    oldest_waiting: int | None  # the oldest waiting job of its unpaused queues; None: none
+
+
+def is_stuck(figures: Consumption, now: int, *, after: int) -> bool:
+    """Whether a live, unpaused worker has stopped taking jobs while work waits.
+
+    True when it has a free slot, a job of its queues has waited more than ``after``
+    ms, and it has neither taken a job nor started within the last ``after`` ms.
+    """
+    if figures.free_slots <= 0 or figures.oldest_waiting is None:
+        return False
+    last_taken = max(figures.started_at, figures.last_claim or 0)
+    return now - figures.oldest_waiting > after and now - last_taken > after
+
+
+def oldest_waiting(queues: Iterable[str]) -> dict[str, int | None]:
+    """Each queue's oldest waiting job (ms), None when nothing waits or the queue is paused.
+
+    The lowest score of the waiting index: when the oldest waiting message was pushed
+    (a message pushed at the consuming end scores just below the lowest, see
+    ``queues.store.scripts``). One ``ZRANGE`` per queue, never a scan.
+    """
+    names = sorted(set(queues))
+    with backend():
+        pipe = client().pipeline(transaction=False)
+        for queue in names:
+            pipe.zrange(keys.state_index(queue, "waiting"), 0, 0, withscores=True)
+            pipe.hget(keys.meta(queue), "paused")
+        replies = pipe.execute()
+    found: dict[str, int | None] = {}
+    for i, queue in enumerate(names):
+        first, paused = scored(replies[2 * i]), replies[2 * i + 1]
+        found[queue] = int(first[0][1]) if first and paused != b"1" else None
+    return found
+
+
+def consumption(row: Mapping[str, str], waiting: Mapping[str, int | None]) -> Consumption:
+    """A worker hash's ``Consumption``, given ``oldest_waiting`` of (at least) its queues."""
+    oldest = [t for q in json.loads(row["queues"]) if (t := waiting.get(q)) is not None]
+    claimed = row.get("last_claim_ms")
+    return Consumption(
+        started_at=int(row["started_at"]), last_claim=int(claimed) if claimed else None,
+        free_slots=int(row["concurrency"]) - int(row["active_jobs"]),
+        oldest_waiting=min(oldest) if oldest else None)
+
+
+def stuck_workers(rows: Iterable[Mapping[str, str]], *, now: int) -> set[str]:
+    """The hostnames among ``rows`` (worker hashes) that are live, unpaused and stuck."""
+    since = live_since(now)
+    candidates = [row for row in rows
+                  if int(row["last_heartbeat"]) >= since and row.get("paused") != "1"]
+    if not candidates:
+        return set()
+    waiting = oldest_waiting(q for row in candidates for q in json.loads(row["queues"]))
+    after = settings.WORKER_STUCK_AFTER
+    return {row["hostname"] for row in candidates
+            if is_stuck(consumption(row, waiting), now, after=after)}
+
+
+def stuck_by_queue() -> dict[str, list[str]]:
+    """Queue -> the stuck workers serving it (sorted hostnames); queues with none are absent."""
+    rows = read_workers()
+    stuck = stuck_workers(rows, now=now_ms())
+    found: dict[str, list[str]] = {}
+    for row in sorted(rows, key=lambda row: row["hostname"]):
+        if row["hostname"] in stuck:
+            for queue in json.loads(row["queues"]):
+                found.setdefault(queue, []).append(row["hostname"])
+    return found

@@ -8,12 +8,19 @@
 -- runnable for longer than max age (DESIGN §8.1), or past its options' deadline_ms
 -- (Celery's ``expires``, §8.23), fails as 'expired' instead, through fail_job
 -- (fail_job.lua, prepended by the loader). On a paused queue the job is parked
--- (state 'paused', in order); on a paused worker it is left waiting.
+-- (state 'paused', in order); on a paused worker it is left waiting. Whatever the
+-- outcome past the generation check, the worker's hash gets 'last_claim_ms' = now.
 local cur = redis.call('HMGET', KEYS[1], 'state', 'gen', 'attempts_made', 'lock_ms',
                       'max_attempts', 'runnable_at', 'opts')
 if not cur[1] then return {0, 'missing'} end
 if cur[1] ~= 'waiting' then return {0, cur[1]} end
 if cur[2] ~= ARGV[2] then return {0, 'superseded'} end
+-- This worker took the current message of a waiting job: it consumes (a live worker
+-- that stops doing so is reported stuck, queues.store.workers). Only an existing hash
+-- is touched, so a worker that has not heartbeated yet gets no hash without a TTL.
+if redis.call('EXISTS', KEYS[8]) == 1 then
+  redis.call('HSET', KEYS[8], 'last_claim_ms', ARGV[4])
+end
 if redis.call('HGET', KEYS[6], 'paused') == '1' then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZADD', KEYS[7], redis.call('HINCRBY', KEYS[6], 'park_seq', 1), ARGV[1])
