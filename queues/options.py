@@ -45,6 +45,28 @@ class Backoff(pydantic.BaseModel):
     max_delay: pydantic.NonNegativeInt = DEFAULT_MAX_BACKOFF_MS
 
 
+# A de-duplication key lives in Redis for ttl_ms; a month bounds what a typo can hold.
+MAX_DEDUP_TTL_MS = 30 * 86400 * 1000
+
+
+class Dedup(pydantic.BaseModel):
+    """De-duplication by key (BullMQ's ``deduplication``), for one job at a time.
+
+    ``throttle``: while the key lives (``ttl_ms`` from the first enqueue), an
+    enqueue with it returns the job that set it and writes nothing. ``debounce``
+    (needs a delay): while the key lives and its job is still delayed and never
+    ran, an enqueue replaces that job's payload, restarts its delay and the key's
+    ttl; once the job has started, the next enqueue makes a new job.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    # The key is a Redis key part, so it follows the job id rules.
+    key: str = pydantic.Field(pattern=JOB_ID_PATTERN, strict=True)
+    ttl_ms: int = pydantic.Field(gt=0, le=MAX_DEDUP_TTL_MS, strict=True)
+    mode: Literal["throttle", "debounce"] = "throttle"
+
+
 class JobOptions(pydantic.BaseModel):
     """Options as given at one level; ``None`` means "not set here"."""
 
@@ -63,6 +85,7 @@ class JobOptions(pydantic.BaseModel):
     # The job's deadline (Celery's ``expires``): an attempt not started by then
     # fails the job as ``expired`` (DESIGN §8.23).
     expires: ExpiresSeconds | datetime | None = None
+    dedup: Dedup | None = None
 
 
 class ResolvedOptions(pydantic.BaseModel):
@@ -80,6 +103,7 @@ class ResolvedOptions(pydantic.BaseModel):
     remove_on_complete: RemovePolicy
     remove_on_fail: RemovePolicy
     deadline_ms: int | None = None  # epoch ms; the claim script reads it from the record
+    dedup: Dedup | None = None
 
 
 def parse(raw: dict[str, Any], *, where: str) -> JobOptions:
@@ -110,8 +134,8 @@ def resolve(*levels: JobOptions, now_ms: int) -> ResolvedOptions:
     """Merge option levels, highest precedence first, into resolved options.
 
     Raises:
-        JobValidationError: when the merged backoff is invalid or both
-            ``delay_ms`` and ``run_at`` are given.
+        JobValidationError: when the merged backoff is invalid, both
+            ``delay_ms`` and ``run_at`` are given, or a debounce has no delay.
     """
 
     def first(name: str) -> Any:
@@ -138,6 +162,7 @@ def resolve(*levels: JobOptions, now_ms: int) -> ResolvedOptions:
         remove_on_complete=_first_policy(levels, "remove_on_complete"),
         remove_on_fail=_first_policy(levels, "remove_on_fail"),
         deadline_ms=_deadline_ms(first("expires"), now_ms, due_ms=now_ms + delay_ms),
+        dedup=_dedup(first("dedup"), delay_ms),
     )
 
 
@@ -154,6 +179,14 @@ def _delay_ms(delay_ms: int | None, run_at: datetime | None, now_ms: int) -> int
     if run_at.tzinfo is None:
         raise JobValidationError("run_at must be timezone-aware", field="run_at")
     return max(0, int(run_at.timestamp() * 1000) - now_ms)
+
+
+def _dedup(dedup: Dedup | None, delay_ms: int) -> Dedup | None:
+    # A debounce restarts a pending delay: without one there is nothing to restart.
+    if dedup is not None and dedup.mode == "debounce" and delay_ms <= 0:
+        raise JobValidationError("dedup mode 'debounce' needs a delay: delay_ms > 0 (or a "
+                                 "future run_at)", field="delay_ms")
+    return dedup
 
 
 def _deadline_ms(expires: float | datetime | None, now_ms: int, *, due_ms: int) -> int | None:

@@ -56,7 +56,8 @@ class EnqueueIn(Schema):
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="Job options: priority, delay_ms, run_at, attempts, backoff, job_id "
-                    f"({JOB_ID_PATTERN}), trace_id, remove_on_complete, remove_on_fail. "
+                    f"({JOB_ID_PATTERN}), trace_id, remove_on_complete, remove_on_fail, "
+                    "dedup ({key, ttl_ms, mode: throttle|debounce}; key as job_id). "
                     "client_id is ignored: the job's client id is always the token's sub.")
 
 
@@ -126,7 +127,8 @@ def resume(request: HttpRequest, name: str) -> dict[str, Any]:
 
 @router.post("/queues/{name}/jobs", response={201: dict, 200: dict})
 def enqueue(request: HttpRequest, name: str, body: EnqueueIn) -> Status:
-    """Enqueue one job; 201 created, 200 when ``options.job_id`` already exists.
+    """Enqueue one job; 201 created, 200 when ``options.job_id`` already exists or
+    ``options.dedup`` returned the key's job (throttled or debounced).
 
     The job's client id (its rate-limit budget, ``ctx.client_id``) is the
     token's ``sub``; an ``options.client_id`` in the body is ignored.

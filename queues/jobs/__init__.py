@@ -184,10 +184,16 @@ def enqueue(queue: str, name: str, data: Any, *, on_commit: bool = False,
     Errors at commit time (Redis down, rate limit) raise from the end of the
     ``atomic`` block, after the commit.
 
+    ``dedup={"key": ..., "ttl_ms": ..., "mode": "throttle" | "debounce"}`` returns
+    the key's job while the key lives (``created`` False, as for an existing
+    ``job_id``); a debounce first gives that delayed job this payload and restarts
+    its delay (``queues.options.Dedup``).
+
     Raises:
         QueueTypeNotFound: ``queue`` is not registered.
         UnknownJobType: no ``@job`` declares ``name`` for ``queue``.
         JobValidationError / PayloadTooLarge: bad payload or options.
+        InvalidJobState: a debounce's delayed job kept changing (priority changes).
         BackendUnavailable: Redis is unreachable.
     """
     registry.get(queue)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pydantic
@@ -30,7 +30,12 @@ from celery import Task
 
 from queues import options, registry, store
 from queues.conf import settings
-from queues.exceptions import JobValidationError, PayloadTooLarge, UnknownJobType
+from queues.exceptions import (
+    InvalidJobState,
+    JobValidationError,
+    PayloadTooLarge,
+    UnknownJobType,
+)
 from queues.jobs.info import JobHandle
 from queues.jobs.messages import BuiltMessage, MessageTemplate, new_id, new_task_id
 from queues.jobs.payload import check as check_payload
@@ -222,14 +227,16 @@ def submit(task: JobDeclaration, items: Sequence[Any],
         options.parse(call_options, where="call"), task.job_defaults,
         spec.default_options, options.global_defaults(), now_ms=now,
     )
-    if opts.job_id is not None and len(items) > 1:
-        raise JobValidationError("job_id names one job; enqueue_many takes none", field="job_id")
+    _check_single(opts, len(items))
     limit = settings.MAX_JOB_DATA_SIZE
     payloads = [encode_payload(task, data, limit=limit) for data in items]
     if opts.client_id and settings.ENABLE_RATE_LIMITING:
         store.take_rate(opts.client_id, len(payloads), settings.MAX_JOBS_PER_MINUTE, now=now)
     template = _template(task)
     batch = _batch(task, spec, opts, template, now)
+    if opts.dedup is not None:  # one job (``_check_single``), through its own script
+        return [_submit_dedup(task, batch, _new_job(template, opts, payloads[0]),
+                              dedup=opts.dedup, now=now)]
     jobs: list[store.NewJob] = []
 
     def chunks() -> Iterator[list[store.NewJob]]:
@@ -241,6 +248,62 @@ def submit(task: JobDeclaration, items: Sequence[Any],
 
     created = store.enqueue(batch, chunks(), now=now)
     return [Submitted(job.job_id, flag) for job, flag in zip(jobs, created, strict=True)]
+
+
+def _check_single(opts: options.ResolvedOptions, count: int) -> None:
+    """Options that name one job are refused for an ``enqueue_many`` of several.
+
+    Raises:
+        JobValidationError: ``job_id`` or ``dedup`` with more than one item.
+    """
+    if count > 1 and opts.job_id is not None:
+        raise JobValidationError("job_id names one job; enqueue_many takes none", field="job_id")
+    if count > 1 and opts.dedup is not None:
+        raise JobValidationError("dedup applies to one job at a time; enqueue_many takes none",
+                                 field="dedup")
+
+
+# A debounce rebuilds the delayed job's message when another transition (a priority
+# change) moved the job on in between; past this many in a row the call gives up.
+_DEBOUNCE_TRIES = 10
+
+
+def _submit_dedup(task: JobDeclaration, batch: store.JobBatch, job: store.NewJob, *,
+                  dedup: options.Dedup, now: int) -> Submitted:
+    """Enqueue ``job`` behind its dedup key (``store.enqueue_dedup``): created, or the
+    key's job (throttled, or debounced with ``job``'s payload).
+
+    Raises:
+        JobValidationError: a debounce whose key names a delayed job of another type.
+        InvalidJobState: the key's delayed job kept changing (priority changes).
+        BackendUnavailable: Redis is unreachable.
+    """
+    key = store.DedupKey(dedup.key, dedup.mode, dedup.ttl_ms)
+    debounce: store.Debounce | None = None
+    for _ in range(_DEBOUNCE_TRIES):
+        status, job_id = store.enqueue_dedup(batch, job, now=now, dedup=key, debounce=debounce)
+        if status != store.DEDUP_STALE:
+            return Submitted(job_id, created=status == store.DEDUP_CREATED)
+        debounce = _debounce(task, batch.queue, job_id, data=job.data)
+    raise InvalidJobState(f"the delayed job of dedup key {dedup.key!r} kept changing; try again")
+
+
+def _debounce(task: JobDeclaration, queue: str, job_id: str, *,
+              data: str) -> store.Debounce | None:
+    """The delayed job ``job_id``'s next message, carrying ``data`` (None: it is gone).
+
+    Raises:
+        JobValidationError: the job is of another type (its payload would not fit).
+    """
+    record = store.read_record(queue, job_id)
+    if record is None:
+        return None  # the script then sees no job behind the key and creates one
+    if record.task != task.name:
+        raise JobValidationError(f"the dedup key names a delayed job of another type "
+                                 f"({record.name!r})", field="dedup.key")
+    # The same generation: a delayed job's current message was never published.
+    message = next_message(replace(record, data=data), gen=record.gen)
+    return store.Debounce(job_id, record.gen, message)
 
 
 def _batch(task: JobDeclaration, spec: registry.QueueTypeSpec, opts: options.ResolvedOptions,
@@ -286,8 +349,10 @@ def job_task(task_name: str) -> JobDeclaration:
     return task
 
 
-def next_message(record: store.JobRecord, *, priority: int | None = None) -> BuiltMessage:
-    """The job's next message: generation ``record.gen + 1``, its priority unless one is given.
+def next_message(record: store.JobRecord, *, priority: int | None = None,
+                 gen: int | None = None) -> BuiltMessage:
+    """The job's next message: generation ``record.gen + 1`` unless ``gen`` is given,
+    its priority unless one is given.
 
     Every message but a job's first is made here (a retry, a recovery, a
     hand-over, a release from pause, a priority change). The headers come from
@@ -298,7 +363,7 @@ def next_message(record: store.JobRecord, *, priority: int | None = None) -> Bui
         UnknownJobType: the job's task is not loaded in this process.
     """
     task = job_task(record.task)
-    headers: dict[str, Any] = {"job": record.id, "gen": record.gen + 1,
+    headers: dict[str, Any] = {"job": record.id, "gen": record.gen + 1 if gen is None else gen,
                                "trace": record.trace_id}
     if record.client_id:
         headers["client"] = record.client_id

@@ -258,6 +258,55 @@ def enqueue(batch: JobBatch, chunks: Iterable[Sequence[NewJob]], *, now: int) ->
     return [bool(flag) for flags in replies for flag in flags]
 
 
+class DedupKey(NamedTuple):
+    """One enqueue's de-duplication (``queues.options.Dedup`` as the store takes it)."""
+
+    key: str
+    mode: str  # "throttle" or "debounce"
+    ttl_ms: int
+
+
+class Debounce(NamedTuple):
+    """The new message of the delayed job a debounce rewrites, of the job's current
+    generation ``gen``: the script refuses it once the job has moved on."""
+
+    job_id: str
+    gen: int
+    message: Any  # a BuiltMessage: .broker_key, .body
+
+
+DEDUP_CREATED, DEDUP_EXISTING, DEDUP_DEBOUNCED, DEDUP_STALE = 1, 0, 2, -1
+
+
+def enqueue_dedup(batch: JobBatch, job: NewJob, *, now: int, dedup: DedupKey,
+                  debounce: Debounce | None = None) -> tuple[int, str]:
+    """Enqueue one job behind a dedup key, atomically: (status, the id that won).
+
+    The status is ``DEDUP_CREATED`` (``job`` recorded, the key names it),
+    ``DEDUP_EXISTING`` (the key's job, or ``job``'s id, already existed: nothing
+    written), ``DEDUP_DEBOUNCED`` (``debounce`` applied to the key's delayed job) or
+    ``DEDUP_STALE``: nothing written, the key names a delayed job (the id) that a
+    debounce needs a ``Debounce`` of its current generation for.
+    """
+    k = keys.of(batch.queue)
+    argv: list[Any] = [k.base, now, batch.queue, batch.due_ms, batch.broker_key,
+                       dedup.mode, dedup.ttl_ms]
+    if debounce is None:
+        argv += ("", "", "", "")
+    else:
+        argv += (debounce.job_id, debounce.gen, debounce.message.broker_key,
+                 debounce.message.body)
+    argv.append(len(batch.fields))
+    for field, value in batch.fields.items():
+        argv += (field, value)
+    argv += job
+    script_keys = [k.waiting, k.delayed, k.stats, keys.known_queues(),
+                   keys.dedup(batch.queue, dedup.key)]
+    with backend():
+        status, job_id = _script("enqueue_dedup")(keys=script_keys, args=argv)
+    return int(status), text(job_id)
+
+
 @dataclass(frozen=True)
 class Claim:
     """The outcome of a claim: ``attempt`` when claimed, else ``reason``."""

@@ -101,6 +101,11 @@ def stats(queue: str) -> str:
     return of(queue).stats
 
 
+def dedup(queue: str, key: str) -> str:
+    """The id of the job that set de-duplication ``key`` (a string with the key's ttl)."""
+    return f"{queue_base(queue)}dedup:{key}"
+
+
 def stats_bucket_prefix(queue: str) -> str:
     """Per-minute statistics hashes are this prefix plus the minute number."""
     return f"{of(queue).base}{_MINUTE}"
