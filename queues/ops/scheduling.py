@@ -189,6 +189,9 @@ def schedule_recurring(queue: str, name: str, data: Any, cron: str, timezone: st
     options.parse(job_options, where="recurring job")
     if "job_id" in job_options or "delay_ms" in job_options or "run_at" in job_options:
         raise JobValidationError("a recurring job sets its own ids and times", field="options")
+    if (job_options.get("dedup") or {}).get("mode") == "debounce":
+        raise JobValidationError("a recurring job cannot debounce: its runs have no delay to "
+                                 "restart (throttle is allowed)", field="dedup.mode")
     fields = parse_cron(cron)
     _zone(timezone)
     if max_runs is not None and max_runs < 1:

@@ -223,3 +223,19 @@ def test_upcoming_runs_stop_at_the_end_date_and_the_runs_left(r: redis.Redis) ->
     times = upcoming_runs(hourly)
     assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(hours=1)] * 2
     assert upcoming_runs(set_recurring_enabled(hourly.id, False)) == []
+
+
+def test_a_recurring_job_may_throttle_but_not_debounce(r: redis.Redis) -> None:
+    with pytest.raises(JobValidationError, match="cannot debounce") as info:
+        schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *",
+                           dedup={"key": "nightly", "ttl_ms": 60_000, "mode": "debounce"})
+    assert info.value.field == "dedup.mode"
+    assert not PeriodicTask.objects.filter(name__startswith="recurring:").exists()
+    job = schedule_recurring(Q, "t-echo", {"value": 1}, "* * * * *",
+                             dedup={"key": "nightly", "ttl_ms": 3_600_000})
+    row = PeriodicTask.objects.get(pk=job.id)
+    tick = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    first, second = _fire(row, tick), _fire(row, tick + timedelta(minutes=1))
+    assert first.created and not second.created, "the next tick within the ttl is throttled"
+    assert second.id == first.id
+    assert r.zcard(keys.state_index(Q, "waiting")) == 1
