@@ -35,6 +35,19 @@ SHOWN = ("name", "state", "gen", "priority", "created_at", "runnable_at", "attem
          "max_attempts", "worker", "processed_at", "finished_at", "error_type", "error")
 
 
+def check_tab(queue: str, state: str) -> None:
+    """``queue`` is registered and ``state`` is one of its tabs.
+
+    Raises:
+        QueueTypeNotFound: ``queue`` is not registered.
+        JobValidationError: an unknown ``state``.
+    """
+    registry.get(queue)
+    if state not in ORDER:
+        raise JobValidationError(f"unknown state {state!r}; one of {', '.join(ORDER)}",
+                                 field="state")
+
+
 @dataclass(frozen=True)
 class JobRow:
     """One job on a page (times in ms since the epoch, 0 when not set)."""
@@ -75,10 +88,7 @@ def jobs_page(queue: str, state: str, page: int = 1, *, per_page: int = PER_PAGE
         JobValidationError: an unknown ``state`` or a page below 1.
         BackendUnavailable: Redis is unreachable.
     """
-    registry.get(queue)
-    if state not in ORDER:
-        raise JobValidationError(f"unknown state {state!r}; one of {', '.join(ORDER)}",
-                                 field="state")
+    check_tab(queue, state)
     if page < 1:
         raise JobValidationError("pages count from 1", field="page")
     total, rows = _rows(queue, state, (page - 1) * per_page, per_page, with_data=False)
@@ -135,10 +145,7 @@ def walk(queue: str, state: str, *, text: str = "", job_type: str = "",
     Raises:
         QueueTypeNotFound, JobValidationError (unknown state), BackendUnavailable.
     """
-    registry.get(queue)
-    if state not in ORDER:
-        raise JobValidationError(f"unknown state {state!r}; one of {', '.join(ORDER)}",
-                                 field="state")
+    check_tab(queue, state)
     looked_at = 0
     while budget is None or looked_at < budget:
         count = SEARCH_CHUNK if budget is None else min(SEARCH_CHUNK, budget - looked_at)

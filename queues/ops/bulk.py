@@ -167,7 +167,7 @@ def start(queue: str, name: str, *, state: str, text: str = "", job_type: str = 
             offer, or bad ``params``.
     """
     chosen = action(name)
-    next(browse.walk(queue, state, budget=0), None)  # checks the queue and the state
+    browse.check_tab(queue, state)
     if state not in chosen.states:
         raise JobValidationError(f"{chosen.label!r} is not offered on {state} jobs",
                                  field="action")
