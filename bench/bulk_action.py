@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make ``bench`` and the project importable
     sys.path.insert(0, str(ROOT))
 
-from bench.common import configure  # noqa: E402
-from bench.delays import private_redis, running_worker, wait_for  # noqa: E402
+from bench.delays import running_worker, sample_jobs_on_private_redis, wait_for  # noqa: E402
 
 QUEUE = "photo-processing"
 DATABASE_URL = "sqlite:////tmp/jq-bench-bulk.sqlite3"
@@ -34,11 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=24_000)
     args = parser.parse_args(argv)
-    Path(DATABASE_URL.removeprefix("sqlite:///")).unlink(missing_ok=True)
-    with private_redis() as url:
-        configure({"REDIS_URL": url, "DATABASE_URL": DATABASE_URL,
-                   "JOB_MODULES": "coordinator_project.sample_jobs"},
-                  "coordinator_project.sample_jobs")
+    with sample_jobs_on_private_redis(DATABASE_URL):
         return run(args.jobs)
 
 

@@ -85,6 +85,17 @@ def private_redis() -> Iterator[str]:
         proc.wait(10)
 
 
+@contextmanager
+def sample_jobs_on_private_redis(database_url: str) -> Iterator[str]:
+    """A private Redis, a fresh SQLite database and the sample jobs loaded; yields the URL."""
+    Path(database_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    with private_redis() as url:
+        common_configure({"REDIS_URL": url, "DATABASE_URL": database_url,
+                          "JOB_MODULES": "coordinator_project.sample_jobs"},
+                         "coordinator_project.sample_jobs")
+        yield url
+
+
 def _pings(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url).ping())

@@ -33,6 +33,13 @@ class QueueTypeAdmin(admin.ModelAdmin):
             "remove_on_complete", "remove_on_fail", "default_priority")}),
         ("Worker settings", {"fields": (
             "stalled_interval_ms", "retry_process_delay_ms", "max_stalled_count", "concurrency")}),
+        ("Flow control", {
+            "fields": ("rate_limit_max", "rate_limit_duration_ms", "global_concurrency",
+                       "group_concurrency", "group_rate_limit_max",
+                       "group_rate_limit_duration_ms"),
+            "description": _("Enforced at claim on every worker; a change applies within a "
+                             "second. Empty: no such limit. Group limits apply to jobs "
+                             "enqueued with a 'group' option.")}),
         ("Scaling", {"fields": ("min_workers", "max_workers", "scaling_threshold")}),
         ("Cleanup", {"fields": ("cleanup_enabled", "completed_job_age_ms", "failed_job_age_ms",
                                 "cleanup_interval_ms", "dead_letter_archive_after_days",
@@ -51,12 +58,18 @@ class QueueTypeAdmin(admin.ModelAdmin):
         return request.user.has_perm("queues.delete_queuetype")
 
     def save_model(self, request: HttpRequest, obj: QueueType, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
         from queues import signals
+        from queues.ops import limits
 
-        signals.announce(request.user.get_username(), "update_queue" if change else "create_queue",
+        previous = limits.of_row(QueueType.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        actor = request.user.get_username()
+        signals.announce(actor, "update_queue" if change else "create_queue",
                          target_type="queue", target_id=obj.name, queue=obj.name,
                          fields=sorted(form.changed_data))
+        # The limits' live copy, which every worker's claim reads (audited as set_limits).
+        new = limits.of_row(obj)
+        limits.applied(obj.name, new, previous=previous or limits.QueueLimits(), actor=actor)
 
     @admin.action(description=_("Destroy selected queue types (refused while jobs wait)"),
                   permissions=["destroy"])

@@ -88,6 +88,22 @@ class QueueType(models.Model):
         help_text=_("Pool size of a worker serving only this queue when -c is not given. "
                     "Empty: DEFAULT_WORKER_CONCURRENCY."))
 
+    # Flow control across every worker (seed rateLimit, concurrency; queues.ops.limits):
+    # enforced in the claim script. Empty: no such limit.
+    rate_limit_max = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("At most this many jobs start in any window of the duration below."))
+    rate_limit_duration_ms = _ms(null=True, blank=True, validators=[MinValueValidator(1)])
+    global_concurrency = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("At most this many jobs of the queue run at once, across all workers."))
+    group_concurrency = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("Per job group (the 'group' option: a tenant, a customer)."))
+    group_rate_limit_max = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)])
+    group_rate_limit_duration_ms = _ms(null=True, blank=True, validators=[MinValueValidator(1)])
+
     # Scaling (seed scaling); the autoscaling dynamics live in workers.
     min_workers = models.PositiveIntegerField(default=1)
     max_workers = models.PositiveIntegerField(default=10)
@@ -131,5 +147,9 @@ class QueueType(models.Model):
         if (self.backoff_type == "exponential" and self.backoff_delay_ms is not None
                 and self.backoff_max_delay_ms < self.backoff_delay_ms):
             errors["backoff_max_delay_ms"] = _("Maximum backoff delay is below the base delay.")
+        for count, duration in (("rate_limit_max", "rate_limit_duration_ms"),
+                                ("group_rate_limit_max", "group_rate_limit_duration_ms")):
+            if (getattr(self, count) is None) != (getattr(self, duration) is None):
+                errors[duration] = _("A rate limit needs both a count and a duration.")
         if errors:
             raise ValidationError(errors)

@@ -86,6 +86,9 @@ class JobOptions(pydantic.BaseModel):
     # fails the job as ``expired`` (DESIGN §8.23).
     expires: ExpiresSeconds | datetime | None = None
     dedup: Dedup | None = None
+    # The job's group (a tenant, a customer, an upstream API) for the queue's
+    # per-group limits and round-robin (queues.ops.limits); a Redis key part.
+    group: str | None = pydantic.Field(None, pattern=JOB_ID_PATTERN)
 
 
 class ResolvedOptions(pydantic.BaseModel):
@@ -104,6 +107,7 @@ class ResolvedOptions(pydantic.BaseModel):
     remove_on_fail: RemovePolicy
     deadline_ms: int | None = None  # epoch ms; the claim script reads it from the record
     dedup: Dedup | None = None
+    group: str | None = None
 
 
 def parse(raw: dict[str, Any], *, where: str) -> JobOptions:
@@ -163,6 +167,7 @@ def resolve(*levels: JobOptions, now_ms: int) -> ResolvedOptions:
         remove_on_fail=_first_policy(levels, "remove_on_fail"),
         deadline_ms=_deadline_ms(first("expires"), now_ms, due_ms=now_ms + delay_ms),
         dedup=_dedup(first("dedup"), delay_ms),
+        group=first("group"),
     )
 
 

@@ -41,6 +41,8 @@ logger = logging.getLogger("queues.worker")
 PROMOTE_POLL = 0.05  # seconds: keeps delayed-job lateness well under 100 ms
 CONSUMER_SYNC = 1.0  # seconds between re-reads of the durable pause flags
 DRAIN_POLL = 0.5  # seconds between checks for running jobs during a warm shutdown
+GATE_POLL = 1.0  # seconds: a limit changed at runtime applies within this (queues.ops.limits)
+GATE_MIN_WAIT = 0.005  # seconds between pumps of a gate that has more to let out
 
 
 @dataclass
@@ -136,6 +138,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
         worker.jq_configured_queues = self._queues  # read by the jq_sync_consumers command
         self._skip_paused_queues(worker)
         self._restore_pool_size(worker)
+        self._sync_limits()
         self._started = int(time.time() * 1000)
         self._resources = _Resources()
         duties = self._duties(worker)
@@ -155,6 +158,19 @@ class CoordinatorStep(bootsteps.StartStopStep):
         for queue in set(self._queues) - desired:
             logger.info("queue %s is paused: not consuming it", queue)
             worker.app.amqp.queues.deselect(queue)
+
+    def _sync_limits(self) -> None:
+        """Copy the served queues' limits from SQL to Redis (a Redis that lost its data)."""
+        from django.db import DatabaseError
+
+        from queues.exceptions import BackendUnavailable, QueueTypeNotFound
+        from queues.ops import limits
+
+        for queue in self._queues:
+            try:
+                limits.sync_limits(queue)
+            except (BackendUnavailable, DatabaseError, QueueTypeNotFound) as exc:
+                logger.warning("limits of %s not synced: %s", queue, exc)
 
     def _restore_pool_size(self, worker: Any) -> None:
         """Come back at the pool size scaling last set for this worker."""
@@ -211,6 +227,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
         return [
             Duty("consumers", lambda: self._sync_consumers(worker)),
             Duty("promote", self._promote),
+            Duty("gate", self._pump_gates),
             Duty("locks", self._renew_locks),
             Duty("stalled", self._sweep_stalled),
             Duty("presence", lambda: self._presence(worker)),
@@ -269,6 +286,20 @@ class CoordinatorStep(bootsteps.StartStopStep):
             _moved, next_due = store.promote(queue)
             if next_due >= 0:
                 wait = min(wait, max(0.0, (next_due - store.now_ms()) / 1000))
+        return wait
+
+    def _pump_gates(self) -> float:
+        """Let out the jobs the served queues' limits hold, when a rate window reopens."""
+        from queues import store
+        from queues.store import gate
+
+        wait = GATE_POLL
+        for queue in self._queues:
+            if not gate.has_held(queue):
+                continue
+            _sent, wake = gate.pump(queue)
+            if wake >= 0:
+                wait = min(wait, max(GATE_MIN_WAIT, (wake - store.now_ms()) / 1000))
         return wait
 
     def _renew_locks(self) -> float:

@@ -19,7 +19,7 @@ from queues import jobs
 from queues.http.auth import Principal
 from queues.jobs.payload import MAX_PAYLOAD_DEPTH
 from queues.jobs.payload import check as check_payload
-from queues.ops import health, manager, scheduling, stats
+from queues.ops import health, limits, manager, scheduling, stats
 from queues.ops import health_history as history
 from queues.options import JOB_ID_PATTERN
 from queues.options import parse as parse_options
@@ -123,6 +123,19 @@ def pause(request: HttpRequest, name: str) -> dict[str, Any]:
 def resume(request: HttpRequest, name: str) -> dict[str, Any]:
     released = manager.resume_queue(name, actor=require(request, "manage", name).actor)
     return {"name": name, "isPaused": False, "releasedJobs": released}
+
+
+@router.get("/queues/{name}/limits")
+def get_limits(request: HttpRequest, name: str) -> dict[str, Any]:
+    require(request, "view", name)
+    return limits.limits_of(name).model_dump()
+
+
+@router.put("/queues/{name}/limits")
+def put_limits(request: HttpRequest, name: str, body: limits.QueueLimits) -> dict[str, Any]:
+    """Replace the queue's limits (a limit left out or null is turned off)."""
+    who = require(request, "manage", name)
+    return limits.set_limits(name, body, actor=who.actor).model_dump()
 
 
 @router.post("/queues/{name}/jobs", response={201: dict, 200: dict})

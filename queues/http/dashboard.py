@@ -45,13 +45,15 @@ from queues.exceptions import (
     QueueTypeNotFound,
 )
 from queues.ops import browse, bulk, health, manager, stats
+from queues.store import gate
 from queues.store import workers as worker_store
 from queues.store.queue_state import STATES
 
 VIEW = "queues.view_dashboard"
 MANAGE = bulk.MANAGE  # pause, resume, and the job actions of queues (deadletter's: its own)
 MAX_PICKED = 500  # ticked jobs one request acts on; more: "every matching job"
-LIVE_STATES = {"waiting", "delayed", "active", "paused"}  # a job page refreshes while in one
+# a job page refreshes while in one
+LIVE_STATES = {"waiting", "delayed", "active", "paused", "rate_limited", "concurrency_limited"}
 REFRESH_SECONDS = 3  # the overview's table; the charts refresh every 10 s (dashboard.js)
 
 View = Callable[..., HttpResponse]
@@ -234,11 +236,13 @@ def job_page(request: HttpRequest, name: str, job_id: str) -> HttpResponse:
         info = jobs.get_job(name, job_id)
     except (QueueTypeNotFound, JobNotFound) as exc:
         raise Http404(str(exc)) from None
-    return render(request, "admin/dashboard/job.html", f"Job {job_id}", job=info,
+    # a held job's state names the limit; its tab and actions are those of 'limited'
+    tab = "limited" if info.state in gate.REASONS else info.state
+    return render(request, "admin/dashboard/job.html", f"Job {job_id}", job=info, tab=tab,
                  payload=json.dumps(info.data, indent=2, ensure_ascii=False),
                  options=json.dumps(info.options, indent=2, ensure_ascii=False),
                  result=json.dumps(info.result, indent=2, ensure_ascii=False),
-                 actions=_offered(request, info.state),
+                 actions=_offered(request, tab),
                  links=[link for provider in JOB_LINKS for link in provider(info)],
                  live=info.state in LIVE_STATES)
 

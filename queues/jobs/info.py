@@ -48,6 +48,7 @@ class JobInfo:
     # its failed attempts, oldest first (the last 10): attempt, worker, started_at and
     # failed_at (ms since the epoch), error_type, error
     attempt_log: list[dict[str, Any]] = field(default_factory=list)
+    group: str | None = None  # its group for the queue's per-group limits
 
     @property
     def completed_at(self) -> datetime | None:
@@ -72,6 +73,7 @@ class JobInfo:
             client_id=rec.get("client_id") or None, options=json.loads(rec.get("opts", "{}")),
             logs=logs, traceback=rec.get("traceback"), worker=rec.get("worker") or None,
             attempt_log=json.loads(rec["attempt_log"]) if rec.get("attempt_log") else [],
+            group=rec.get("group") or None,
         )
 
 
@@ -85,7 +87,12 @@ def get_job(queue: str, job_id: str) -> JobInfo:
     found = store.read_job(queue, job_id)
     if found is None:
         raise JobNotFound(queue, job_id)
-    return JobInfo.from_record(*found)
+    record, logs = found
+    if record.get("state") == "limited":  # held by the queue's limits: say which
+        from queues.store import gate
+
+        record = {**record, "state": gate.holding_reason(queue, record.get("group"))}
+    return JobInfo.from_record(record, logs)
 
 
 @dataclass(frozen=True)

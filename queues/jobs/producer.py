@@ -318,6 +318,8 @@ def _batch(task: JobDeclaration, spec: registry.QueueTypeSpec, opts: options.Res
         "keep_completed": str(options.keep_count(opts.remove_on_complete)),
         "keep_failed": str(options.keep_count(opts.remove_on_fail)),
     }
+    if opts.group is not None:  # read by the flow-control scripts (queues/store/lua/gate.lua)
+        fields["group"] = opts.group
     due = now + opts.delay_ms if opts.delay_ms else 0
     return store.JobBatch(task.job_queue, due, template.broker_key(opts.priority), fields)
 

@@ -122,6 +122,21 @@ def hand_over(queue: str, job_id: str, *, gen: int) -> bool:
     return store.republish(queue, job_id, gen=gen, message=producer.next_message(record))
 
 
+def hold_back(queue: str, job_id: str, *, gen: int) -> bool:
+    """Hold a waiting job the queue's limits refused at claim until the gate has room.
+
+    It keeps its place among the held jobs and gets a new generation, so the message
+    the claim refused is a no-op if it is ever delivered again. False when the job
+    moved on meanwhile.
+    """
+    from queues.store import gate
+
+    record = store.read_record(queue, job_id)
+    if record is None or record.gen != gen:
+        return False
+    return gate.hold_back(queue, job_id, gen=gen, message=producer.next_message(record))
+
+
 def extend_locks(running: Iterable[tuple[str, str, str]]) -> int:
     """Renew the locks of (queue, job id, token) triples this worker runs now."""
     by_queue: dict[str, list[tuple[str, str]]] = {}

@@ -30,6 +30,7 @@ from queues.jobs import producer, recovery, retry
 from queues.jobs.context import JobContext
 from queues.jobs.failures import failed_for_good
 from queues.options import Backoff
+from queues.store import gate
 
 logger = logging.getLogger("queues.jobs")
 
@@ -53,6 +54,8 @@ class JobTask(producer.JobDeclaration):
                             sender=type(self))
         if claim.reason == "worker-paused":
             recovery.hand_over(self.job_queue, job_id, gen=int(req.jq_gen))
+        elif claim.reason in gate.REASONS:  # the queue's limits: held until there is room
+            recovery.hold_back(self.job_queue, job_id, gen=int(req.jq_gen))
         if not claim.claimed:
             logger.info("job %s/%s not claimable (%s): message dropped",
                         self.job_queue, job_id, claim.reason)

@@ -1,6 +1,6 @@
 """The queue and job verbs of ``manage.py jobqueue`` (see ``verb_command``).
 
-``QUEUE_VERBS``: status, pause, resume, create, destroy, cancel, promote, priority;
+``QUEUE_VERBS``: status, pause, resume, create, destroy, cancel, promote, priority, limits;
 ``SCHEDULE_VERBS``: recurring, enable-recurring, disable-recurring. Each handler calls one
 service function of ``queues``.
 """
@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from queues import jobs
 from queues.jobs import payload
 from queues.management.verb_command import Subparsers, VerbGroup
-from queues.ops import manager, scheduling
+from queues.ops import limits, manager, scheduling
 
 
 def add_queue_verbs(verbs: Subparsers) -> None:
@@ -40,6 +40,13 @@ def add_queue_verbs(verbs: Subparsers) -> None:
     priority.add_argument("queue")
     priority.add_argument("job")
     priority.add_argument("priority", type=int, help="0-9")
+    limits_verb = verbs.add_parser(
+        "limits", help="show a queue's rate limit, concurrency and group limits, or set them")
+    limits_verb.add_argument("queue")
+    limits_verb.add_argument(
+        "--set", dest="new_limits", metavar="JSON",
+        help='replace them all, e.g. \'{"rate_limit": {"max": 10, "duration_ms": 1000}, '
+             '"concurrency": 5, "group_concurrency": 2}\' ({} turns every limit off)')
 
 
 def add_schedule_verbs(verbs: Subparsers) -> None:
@@ -111,6 +118,15 @@ def do_priority(cmd: BaseCommand, *, queue: str, job: str, priority: int, actor:
     cmd.stdout.write(f"{queue}/{job}: priority {priority}")
 
 
+def do_limits(cmd: BaseCommand, *, queue: str, new_limits: str | None, actor: str,
+              **_: Any) -> None:
+    if new_limits is None:
+        current = limits.limits_of(queue)
+    else:
+        current = limits.set_limits(queue, json_argument(new_limits, "--set"), actor=actor)
+    cmd.stdout.write(json.dumps(current.model_dump(), indent=2))
+
+
 def do_recurring(cmd: BaseCommand, *, action: str, params: list[str], timezone: str,
                  max_runs: int | None, actor: str, **_: Any) -> None:
     if action == "list":
@@ -144,7 +160,7 @@ def do_disable_recurring(cmd: BaseCommand, *, recurring_id: str, actor: str, **_
 QUEUE_VERBS = VerbGroup(add_queue_verbs, {
     "status": do_status, "pause": do_pause, "resume": do_resume, "create": do_create,
     "destroy": do_destroy, "cancel": do_cancel, "promote": do_promote,
-    "priority": do_priority,
+    "priority": do_priority, "limits": do_limits,
 })
 SCHEDULE_VERBS = VerbGroup(add_schedule_verbs, {
     "recurring": do_recurring, "enable-recurring": do_enable_recurring,

@@ -24,6 +24,8 @@ SEARCH_CHUNK = 500
 ORDER = {
     "waiting": "the order workers take them: priority 0 first, oldest first within one",
     "delayed": "due time, soonest first",
+    "limited": "held by the queue's limits, in the order they go out: priority 0 first, "
+               "oldest first within one (groups take turns)",
     "active": "lock deadline, the longest running first",
     "paused": "the order they run in once the queue resumes",
     "completed": "newest first",

@@ -96,10 +96,11 @@ def _change_priority(queue: str, job_id: str, actor: str, params: dict[str, Any]
 
 
 register(Action("cancel", "Cancel", "cancelled",
-                frozenset({"waiting", "delayed", "paused", "active"}), MANAGE, _cancel))
+                frozenset({"waiting", "delayed", "limited", "paused", "active"}), MANAGE,
+                _cancel))
 register(Action("promote", "Run now", "promoted", frozenset({"delayed"}), MANAGE, _promote))
 register(Action("priority", "Set priority", "given the new priority",
-                frozenset({"waiting", "delayed"}), MANAGE, _change_priority))
+                frozenset({"waiting", "delayed", "limited"}), MANAGE, _change_priority))
 
 
 def offered(state: str) -> list[Action]:

@@ -7,15 +7,23 @@ retention beat entries in step (this app never imports it, DESIGN §3).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from queues import registry, signals, store
-from queues.exceptions import ConfigurationError, QueueNotEmpty, QueueTypeAlreadyRegistered
+from queues.exceptions import (
+    BackendUnavailable,
+    ConfigurationError,
+    QueueNotEmpty,
+    QueueTypeAlreadyRegistered,
+)
 from queues.jobs import producer
 from queues.ops import stats
 from queues.store import queue_state
 from queues.store import stats as stats_store
+
+logger = logging.getLogger("queues.ops.manager")
 
 # A worker counts as live while its last heartbeat is this many intervals old at most.
 
@@ -172,7 +180,22 @@ def create_queue(name: str, config: dict[str, Any] | None = None, *,
     registry.invalidate()
     signals.announce(actor, "create_queue", target_type="queue", target_id=name, queue=name,
                      config=fields)
+    _apply_limits(row)
     return registry.get(name)
+
+
+def _apply_limits(row: Any) -> None:
+    """A queue type created with limits applies them at once (else at a worker's start)."""
+    from queues.ops import limits
+    from queues.store import gate
+
+    new = limits.of_row(row)
+    if new == limits.QueueLimits():
+        return
+    try:
+        gate.write_limits(row.name, new.as_store())  # create_queue's audit event names them
+    except BackendUnavailable as exc:
+        logger.warning("limits of new queue %s apply when a worker starts: %s", row.name, exc)
 
 
 def _describe(exc: Any) -> str:
@@ -192,7 +215,8 @@ def destroy_queue(name: str, *, force: bool = False, actor: str = "system") -> i
 
     registry.get(name)
     counts = store_counts(name)
-    busy = {s: counts[s] for s in ("waiting", "delayed", "paused", "active") if counts[s]}
+    busy = {s: counts[s] for s in ("waiting", "delayed", "limited", "paused", "active")
+            if counts[s]}
     if busy and not force:
         raise QueueNotEmpty(name, busy)
     deleted = _delete_queue_keys(name)

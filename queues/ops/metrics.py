@@ -10,10 +10,12 @@ per job (DESIGN §4a, hot-path budget).
 
 A scrape costs five round trips whatever the number of queues: the set of
 queues Redis knows, then one pipeline for all of them; then the workers, their
-hashes and their queues' oldest waiting jobs, for ``queue_workers_stuck``.
+hashes and their queues' oldest waiting jobs, for ``queue_workers_stuck``; and one
+more per queue whose limits hold jobs back (``queue_jobs_limited`` by reason).
 
-Labels are ``queue`` and ``job_type`` only; both are bounded (queue types
-and declared jobs). Job ids and worker ids never become labels.
+Labels are ``queue``, ``job_type`` and, on ``queue_jobs_limited``, ``reason`` only;
+all are bounded (queue types, declared jobs, the two limits that hold a job back). Job
+ids, group names and worker ids never become labels.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from queues import registry
-from queues.store import queue_state
+from queues.store import gate, queue_state
 from queues.store import stats as stats_store
 from queues.store import workers as worker_store
 
@@ -81,6 +83,8 @@ class QueueReading:
     quarantined_dead_letters: int = 0
     quarantined_messages: int = 0
     stuck_workers: int = 0  # live workers of the queue that stopped taking jobs
+    # jobs the queue's limits hold back, by reason (queues.store.gate.REASONS)
+    limited: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,8 +118,9 @@ def read_queues() -> list[QueueReading]:
         name=f.name, declared_jobs=specs[f.name].job_types if f.name in specs else (),
         stats=f.stats, counts=f.counts, paused=f.paused, workers=f.workers,
         scale_target=f.scale_target, quarantined_dead_letters=f.quarantined_dead_letters,
-        quarantined_messages=f.quarantined_messages, stuck_workers=len(stuck.get(f.name, ())))
-        for f in queue_state.read_all(specs, GAUGE_STATES)]
+        quarantined_messages=f.quarantined_messages, stuck_workers=len(stuck.get(f.name, ())),
+        limited=gate.held_by_reason(f.name) if f.counts["limited"] else {})
+        for f in queue_state.read_all(specs, (*GAUGE_STATES, "limited"))]
 
 
 def job_type_totals(reading: QueueReading) -> dict[str, JobTypeTotals]:
@@ -185,6 +190,12 @@ def _queue_families(readings: list[QueueReading]) -> Iterator[Metric]:
         for reading in readings:
             family.add_metric([reading.name], reading.counts[state])
         yield family
+    held = GaugeMetricFamily("queue_jobs_limited", "Jobs the queue's rate limit or concurrency "
+                             "holds back now, by the limit.", labels=["queue", "reason"])
+    for reading in readings:
+        for reason in gate.REASONS:
+            held.add_metric([reading.name, reason], reading.limited.get(reason, 0))
+    yield held
     per_queue: tuple[PerQueue, ...] = (
         (GaugeMetricFamily, "queue_paused", "1 while the queue is paused.",
          lambda reading: int(reading.paused)),

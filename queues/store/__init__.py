@@ -343,7 +343,7 @@ def claim(queue: str, job_id: str, *, gen: int, token: str, worker: str) -> Clai
     k = keys.of(queue)
     script_keys = [k.job(job_id), k.waiting, k.active, k.failed, k.stats, k.meta, k.paused,
                    keys.worker(worker), k.stats_minute(now // 60000)]
-    args = [job_id, gen, token, now, settings.MAX_JOB_AGE, STATS_BUCKET_TTL_MS, worker]
+    args = [job_id, gen, token, now, settings.MAX_JOB_AGE, STATS_BUCKET_TTL_MS, worker, k.base]
     with backend():
         reply = _script("claim")(keys=script_keys, args=args)
     if reply[0] == 1:
@@ -393,7 +393,8 @@ def retry(queue: str, job_id: str, *, token: str, due: int, message: Any,
         keys.job(queue, job_id), keys.state_index(queue, "active"),
         keys.state_index(queue, "delayed"), keys.state_index(queue, "waiting"), keys.stats(queue),
     ]
-    args = [job_id, token, now_ms(), due, message.gen, message.broker_key, message.body, *error]
+    args = [job_id, token, now_ms(), due, message.gen, message.broker_key, message.body, *error,
+            keys.queue_base(queue)]
     with backend():
         return bool(_script("retry")(keys=script_keys, args=args))
 
@@ -427,7 +428,7 @@ def promote_job(queue: str, job_id: str) -> tuple[bool, str]:
     k = keys.of(queue)
     with backend():
         reply = _script("promote_job")(keys=[k.job(job_id), k.delayed, k.waiting],
-                                       args=[job_id, now_ms()])
+                                       args=[job_id, now_ms(), k.base])
     return bool(reply[0]), reply[1].decode() if len(reply) > 1 else ""
 
 
@@ -439,7 +440,7 @@ def recover(queue: str, job_id: str, *, mode: str, token: str, gen: int,
     script_keys = [k.job(job_id), k.active, k.waiting, k.failed, k.stats,
                    k.stats_minute(now // 60000)]
     args = [job_id, now, mode, token, gen, message.gen, message.broker_key, message.body,
-            STATS_BUCKET_TTL_MS]
+            STATS_BUCKET_TTL_MS, k.base]
     with backend():
         reply = _script("recover")(keys=script_keys, args=args)
     return int(reply[0]), _decode(reply[1:]) if reply[0] == 2 else None
@@ -475,7 +476,8 @@ def cancel(queue: str, job_id: str) -> tuple[bool, str]:
     script_keys = [keys.job(queue, job_id)] + [
         keys.state_index(queue, s) for s in ("waiting", "delayed", "cancelled", "paused")]
     with backend():
-        ok, detail = _script("cancel")(keys=script_keys, args=[job_id, now_ms()])
+        ok, detail = _script("cancel")(keys=script_keys,
+                                       args=[job_id, now_ms(), keys.queue_base(queue)])
     return bool(ok), detail.decode()
 
 
@@ -485,7 +487,7 @@ def change_priority(queue: str, job_id: str, *, priority: int, gen: int,
     with backend():
         reply = _script("change_priority")(
             keys=[keys.job(queue, job_id), keys.state_index(queue, "waiting")],
-            args=[*args, now_ms()])
+            args=[*args, now_ms(), keys.queue_base(queue)])
     return bool(reply[0]), reply[1].decode() if len(reply) > 1 else ""
 
 

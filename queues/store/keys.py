@@ -18,7 +18,8 @@ from queues.conf import settings
 KOMBU_UNACKED = "unacked"
 KOMBU_UNACKED_INDEX = "unacked_index"
 
-STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")
+STATES = ("waiting", "delayed", "limited", "active", "completed", "failed", "cancelled",
+          "paused")
 _MINUTE = "stats:m:"  # per-minute stats hashes: <queue base>stats:m:<minute number>
 
 
@@ -92,8 +93,13 @@ def state_index(queue: str, state: str) -> str:
 
 
 def meta(queue: str) -> str:
-    """A hash of queue-wide flags (``paused``)."""
+    """A hash of queue-wide flags (``paused``) and limits (``queues.store.gate``)."""
     return of(queue).meta
+
+
+def gate(queue: str, name: str) -> str:
+    """One of the keys of a queue's flow control (``queues/store/lua/gate.lua`` lists them)."""
+    return f"{queue_base(queue)}gate:{name}"
 
 
 def stats(queue: str) -> str:

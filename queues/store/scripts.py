@@ -25,7 +25,9 @@ A job fails in one Lua function, ``fail_job`` (``fail_job.lua``), which the
 scripts that can fail a job get prepended to their own source: why a prepended
 library and not a Redis 7 FUNCTION is written at the top of that file. Every failed
 attempt, retried or final, is noted in the record's ``attempt_log`` by ``note_attempt``
-(``note_attempt.lua``, prepended the same way).
+(``note_attempt.lua``, prepended the same way). A queue's flow control (rate
+limits, concurrency, groups) is the library ``gate.lua``, prepended to every
+script that makes a job runnable, starts it or ends it.
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ LUA_DIR = Path(__file__).resolve().parent / "lua"
 
 # script -> the library files put before its own source, in this order
 PRELUDES: dict[str, tuple[str, ...]] = {
-    "claim": ("note_attempt", "fail_job"),
-    "finish": ("note_attempt", "fail_job"),
-    "recover": ("note_attempt", "fail_job"),
-    "retry": ("note_attempt",),
+    "claim": ("note_attempt", "fail_job", "gate"),
+    "finish": ("note_attempt", "fail_job", "gate"),
+    "recover": ("note_attempt", "fail_job", "gate"),
+    "retry": ("note_attempt", "gate"),
+    **{name: ("gate",) for name in ("enqueue", "enqueue_dedup", "promote", "promote_job",
+                                     "cancel", "change_priority", "gate_return", "gate_pump")},
 }
 
 

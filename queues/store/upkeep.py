@@ -12,6 +12,8 @@ import redis
 from queues.store import backend, client, keys, now_ms
 from queues.store.replies import text
 
+# Held jobs ('limited') are left out: their index goes with their group's held set and the
+# ring (queues/store/lua/gate.lua), which only the gate's scripts change together.
 _INDEXED = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")
 
 

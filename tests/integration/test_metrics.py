@@ -61,7 +61,9 @@ def assert_queue_gauges(samples: Samples) -> None:
     assert value(samples, "queue_active_workers", queue=Q) == 1
     assert value(samples, "queue_jobs_waiting", queue="batch-processing") == 0
     labels = {name for (_, key) in samples for name, _ in key}
-    assert labels == {"queue", "job_type", "le"}, "no job or worker ids as labels"
+    assert labels == {"queue", "job_type", "le", "reason"}, "no job or worker ids as labels"
+    assert {dict(key)["reason"] for (name, key) in samples if name == "queue_jobs_limited"} == {
+        "rate_limited", "concurrency_limited"}
 
 
 @pytest.mark.django_db(transaction=True)

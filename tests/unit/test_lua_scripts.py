@@ -65,18 +65,24 @@ def test_every_script_the_store_runs_is_a_file_and_every_file_is_used() -> None:
 @pytest.mark.parametrize("library", sorted(LIBRARIES))
 def test_a_library_reaches_exactly_the_scripts_that_call_it(library: str) -> None:
     text = (scripts.LUA_DIR / f"{library}.lua").read_text(encoding="utf-8")
-    assert re.search(rf"^local function {library}\(", text, re.MULTILINE)
+    # a library's functions are its name or start with it (gate.lua: gate_pump, ...)
+    functions = re.findall(rf"^local function ({library}\w*)\(", text, re.MULTILINE)
+    assert functions, f"{library}.lua defines no {library}* function"
+    calls = re.compile(rf"\b({'|'.join(functions)})\(")
     callers = {path.stem for path in LUA_FILES
-               if path.stem != library and f"{library}(" in path.read_text(encoding="utf-8")}
+               if path.stem != library and calls.search(path.read_text(encoding="utf-8"))}
     # a library that calls it brings it to each script that prepends that library
     reached = (callers - LIBRARIES) | {name for name, libs in scripts.PRELUDES.items()
                                        if callers & LIBRARIES & set(libs)}
     assert reached == {name for name, libs in scripts.PRELUDES.items() if library in libs}
     for name in reached:
-        source = scripts.source(name)
-        defined = source.index(f"local function {library}(")
-        assert defined < source.index(f"{library}(", defined + len("local function ") + 1)
+        source = re.sub(r"--[^\n]*", "", scripts.source(name))  # code only
+        for function in functions:
+            defined = source.index(f"local function {function}(")
+            used = [m.start() for m in re.finditer(rf"\b{function}\(", source)
+                    if m.start() != defined + len("local function ")]
+            assert all(use > defined for use in used), f"{function} used before it is defined"
 
 
 def test_a_script_without_preludes_is_its_file() -> None:
-    assert scripts.source("cancel") == (scripts.LUA_DIR / "cancel.lua").read_text(encoding="utf-8")
+    assert scripts.source("clean") == (scripts.LUA_DIR / "clean.lua").read_text(encoding="utf-8")

@@ -1,10 +1,15 @@
 -- KEYS: job, waiting, delayed, cancelled, paused
--- ARGV: job id, now
+-- ARGV: job id, now, key base
 -- Returns: {1, 'cancelled'}, {1, 'requested'} for an active job (cooperative),
 --          or {0, state} when there is nothing to cancel.
-local state = redis.call('HGET', KEYS[1], 'state')
+--
+-- A job held by the queue's limits leaves the gate (gate.lua, prepended).
+local rec = redis.call('HMGET', KEYS[1], 'state', 'group')
+local state, group = rec[1], rec[2] or ''
 if not state then return {0, 'missing'} end
-if state == 'waiting' or state == 'delayed' or state == 'paused' then
+if state == 'limited' then gate_unhold(ARGV[3], ARGV[1], group) end
+if state == 'waiting' or state == 'delayed' or state == 'paused' or state == 'limited' then
+  gate_left(ARGV[3], ARGV[1], group)
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[5], ARGV[1])

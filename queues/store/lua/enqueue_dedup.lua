@@ -42,18 +42,25 @@ local score = delayed and due or now
 local fields = {'gen', 1, 'created_at', now, 'attempts_made', 0, 'progress', 0,
                 'state', delayed and 'delayed' or 'waiting', 'runnable_at', score,
                 'id', id, 'data', data, 'trace_id', ARGV[first + 2], 'task_id', ARGV[first + 3]}
-local name
+local name, group, priority = nil, '', '0'
 for i = 13, first - 1, 2 do
   fields[#fields + 1], fields[#fields + 2] = ARGV[i], ARGV[i + 1]
   if ARGV[i] == 'name' then name = ARGV[i + 1] end
+  if ARGV[i] == 'group' then group = ARGV[i + 1] end
+  if ARGV[i] == 'priority' then priority = ARGV[i + 1] end
 end
 if delayed then
   fields[#fields + 1], fields[#fields + 2] = 'msg', ARGV[first + 4]
   fields[#fields + 1], fields[#fields + 2] = 'broker_key', bkey
 end
 redis.call('HSET', jkey, unpack(fields))
-redis.call('ZADD', delayed and KEYS[2] or KEYS[1], score, id)
-if not delayed then redis.call('LPUSH', bkey, ARGV[first + 4]) end
+if not delayed and gate_limits(base).on then  -- held by the queue's limits (gate.lua)
+  gate_insert(base, id, group, priority, ARGV[first + 4], bkey)
+  gate_pump(base, tonumber(now), 1)
+else
+  redis.call('ZADD', delayed and KEYS[2] or KEYS[1], score, id)
+  if not delayed then redis.call('LPUSH', bkey, ARGV[first + 4]) end
+end
 redis.call('HINCRBY', KEYS[3], 'scheduled|' .. name, 1)
 redis.call('HINCRBY', KEYS[3], 'scheduled', 1)
 redis.call('HSETNX', KEYS[3], 'first_activity_ms', now)  -- queues.ops.stats windows start here

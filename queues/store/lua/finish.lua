@@ -12,14 +12,17 @@
 -- The record's keep_<state> says what to retain: -1 every finished record,
 -- 0 none (this one is deleted), N the newest N. A failure goes through fail_job
 -- (fail_job.lua, prepended by the loader); only this script adds its timings and
--- the histogram, which is why it is never 'untimed'.
+-- the histogram, which is why it is never 'untimed'. On a queue with limits the
+-- freed slot goes to the next held job at once (gate_pump, gate.lua).
 local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'processed_at', 'runnable_at',
-                      'keep_' .. ARGV[4], 'attempts_made', 'name')
+                      'keep_' .. ARGV[4], 'attempts_made', 'name', 'group')
 if cur[1] ~= 'active' or cur[2] ~= ARGV[2] then return 0 end
 local id, now, state, base = ARGV[1], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local keep = tonumber(cur[5]) or -1
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('ZREM', KEYS[3], id)
+gate_left(base, id, cur[8])
+if gate_limits(base).on then gate_pump(base, now, 16) end
 if tonumber(cur[6]) > 1 then
   -- feeds the retry success rate: outcomes of jobs that needed a retry
   redis.call('HINCRBY', KEYS[5], 'retried_' .. state, 1)

@@ -1,13 +1,13 @@
 -- KEYS: job, active, waiting, failed, stats, this minute's stats bucket
 -- ARGV: job id, now, mode ('stalled': the lock expired; 'lost': the owner's
 --       process died), owner token (for 'lost'), expected generation,
---       new generation, broker key, message, bucket ttl ms
+--       new generation, broker key, message, bucket ttl ms, key base
 -- Returns: {1} when returned to waiting with a fresh message, {2, record...}
 --          when it stalled more than max_stalled times and failed, else {0}.
 --
 -- The failure goes through fail_job (fail_job.lua, prepended by the loader).
 local cur = redis.call('HMGET', KEYS[1], 'state', 'owner', 'gen', 'stalled_count', 'max_stalled',
-                      'name')
+                      'name', 'group')
 local id, now = ARGV[1], tonumber(ARGV[2])
 if cur[1] ~= 'active' or cur[3] ~= ARGV[5] then return {0} end
 if ARGV[3] == 'lost' and cur[2] ~= ARGV[4] then return {0} end
@@ -19,6 +19,7 @@ local count = (tonumber(cur[4]) or 0) + 1
 redis.call('HSET', KEYS[1], 'stalled_count', count)
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('ZREM', KEYS[2], id)
+gate_left(ARGV[10], id, cur[7])  -- back to waiting bypasses the gate: claim checks the limits
 redis.call('HINCRBY', KEYS[5], 'stalled', 1)
 redis.call('HINCRBY', KEYS[5], 'stalled|' .. cur[6], 1)
 if count > tonumber(cur[5]) then
