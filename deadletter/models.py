@@ -40,6 +40,7 @@ class DeadLetter(models.Model):
         EXPIRED = "expired", _("expired (MAX_JOB_AGE or its deadline)")
         STALLED = "stalled", _("stalled too often")
         TIMEOUT = "timeout", _("time limit exceeded on the last attempt")
+        CHILD_FAILED = "child_failed", _("a child of its flow failed (queues.jobs.flows)")
 
     # "<queue>:<job id>:<failed-at ms>": one row per terminal failure, even if
     # the failure is delivered twice (a retried write after a DB outage).

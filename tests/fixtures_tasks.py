@@ -116,6 +116,22 @@ def work(data: dict[str, Any], ctx: JobContext) -> int:
     return int(data.get("ms", 0))
 
 
+def gathered_key(job_id: str) -> str:
+    """Where a ``t-gather`` parent notes what it saw of its children."""
+    return f"test:gathered:{job_id}"
+
+
+@job(RESILIENCE, "t-gather", attempts=1)
+def gather(data: dict[str, Any], ctx: JobContext) -> int:
+    """A flow's parent: notes how many results its children left, and when it ran."""
+    results = ctx.children_results()
+    _count(ctx)
+    store.client().hset(gathered_key(ctx.job_id), mapping={
+        "results": len(results), "sum": sum(int(v) for v in results.values()),
+        "failures": len(ctx.children_failures()), "at": store.now_ms()})
+    return len(results)
+
+
 @job(QUEUE, "t-always-fails", attempts=1)
 def always_fails(data: dict[str, Any], ctx: JobContext) -> None:
     """Fails every time with a ``LookupError``; payload is echoed into the dead letter."""

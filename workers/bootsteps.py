@@ -130,6 +130,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
         self._stop = threading.Event()
         self._draining = threading.Event()
         self._thread: threading.Thread | None = None
+        self._probe: Any = None  # workers.probe's server, when WORKER_PROBE_PORT is set
         self._queues: tuple[str, ...] = ()
         self._started = 0
 
@@ -139,6 +140,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
         self._skip_paused_queues(worker)
         self._restore_pool_size(worker)
         self._sync_limits()
+        self._serve_probe(worker)
         self._started = int(time.time() * 1000)
         self._resources = _Resources()
         duties = self._duties(worker)
@@ -158,6 +160,15 @@ class CoordinatorStep(bootsteps.StartStopStep):
         for queue in set(self._queues) - desired:
             logger.info("queue %s is paused: not consuming it", queue)
             worker.app.amqp.queues.deselect(queue)
+
+    def _serve_probe(self, worker: Any) -> None:
+        """Answer /health and /ready for this worker when WORKER_PROBE_PORT is set."""
+        from queues.conf import settings
+        from workers import probe
+
+        if settings.WORKER_PROBE_PORT and self._probe is None:
+            self._probe = probe.serve(worker.hostname, settings.WORKER_PROBE_HOST,
+                                      settings.WORKER_PROBE_PORT)
 
     def _sync_limits(self) -> None:
         """Copy the served queues' limits from SQL to Redis (a Redis that lost its data)."""
@@ -212,6 +223,9 @@ class CoordinatorStep(bootsteps.StartStopStep):
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+        if self._probe is not None:
+            self._probe.shutdown()
+            self._probe = None
         self._deregister(worker)
 
     def _deregister(self, worker: Any) -> None:

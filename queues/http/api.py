@@ -8,7 +8,7 @@ responses in ``coordinator_project.api``.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
@@ -17,6 +17,7 @@ from pydantic import field_validator
 
 from queues import jobs
 from queues.http.auth import Principal
+from queues.jobs import flows
 from queues.jobs.payload import MAX_PAYLOAD_DEPTH
 from queues.jobs.payload import check as check_payload
 from queues.ops import health, limits, manager, scheduling, stats
@@ -59,6 +60,25 @@ class EnqueueIn(Schema):
                     f"({JOB_ID_PATTERN}), trace_id, remove_on_complete, remove_on_fail, "
                     "dedup ({key, ttl_ms, mode: throttle|debounce}; key as job_id). "
                     "client_id is ignored: the job's client id is always the token's sub.")
+
+
+class FlowChildIn(Schema):
+    queue: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=128)
+    data: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    on_failure: Literal["fail_parent", "ignore", "remove"] = Field(
+        "fail_parent", description="What this child's failure does to its parent.")
+    children: list[FlowChildIn] = Field(default_factory=list)
+
+
+class FlowIn(Schema):
+    """A flow's parent (on the path's queue) and its children, themselves possibly parents."""
+
+    name: str = Field(min_length=1, max_length=128)
+    data: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    children: list[FlowChildIn] = Field(min_length=1)
 
 
 class PriorityIn(Schema):
@@ -151,6 +171,33 @@ def enqueue(request: HttpRequest, name: str, body: EnqueueIn) -> Status:
     options = {**job_options(body.options), "client_id": who.client_id}
     handle = jobs.enqueue(name, body.name, body.data, **options)
     return Status(201 if handle.created else 200, {"id": handle.id, "created": handle.created})
+
+
+@router.post("/queues/{name}/flows", response={201: dict})
+def enqueue_flow(request: HttpRequest, name: str, body: FlowIn) -> Status:
+    """Enqueue a flow (``queues.jobs.flows``): the parent runs once every child ended.
+
+    The token needs ``queues:enqueue`` on every queue of the flow; each job's client id
+    is the token's ``sub``, as for one job.
+    """
+    def job(queue: str, item: FlowIn | FlowChildIn, on_failure: Any) -> flows.FlowJob:
+        who = require(request, "enqueue", queue)
+        return flows.FlowJob(
+            queue, item.name, item.data, {**job_options(item.options), "client_id": who.client_id},
+            [job(child.queue, child, child.on_failure) for child in item.children], on_failure)
+
+    def tree(handle: flows.FlowHandle) -> dict[str, Any]:
+        return {"queue": handle.job.queue, "id": handle.job.id,
+                "children": [tree(child) for child in handle.children]}
+
+    return Status(201, tree(flows.enqueue_flow(job(name, body, "fail_parent"))))
+
+
+@router.get("/queues/{name}/jobs/{job_id}/flow")
+def get_flow(request: HttpRequest, name: str, job_id: str) -> dict[str, Any]:
+    """The flow below a job: each job's queue, id, name, state, on_failure, children."""
+    require(request, "view", name)
+    return flows.get_flow(name, job_id).as_dict()
 
 
 @router.get("/queues/{name}/jobs/{job_id}")

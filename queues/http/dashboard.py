@@ -44,7 +44,9 @@ from queues.exceptions import (
     JobValidationError,
     QueueTypeNotFound,
 )
+from queues.jobs import flows
 from queues.ops import browse, bulk, health, manager, stats
+from queues.store import flows as flow_store
 from queues.store import gate
 from queues.store import workers as worker_store
 from queues.store.queue_state import STATES
@@ -53,7 +55,9 @@ VIEW = "queues.view_dashboard"
 MANAGE = bulk.MANAGE  # pause, resume, and the job actions of queues (deadletter's: its own)
 MAX_PICKED = 500  # ticked jobs one request acts on; more: "every matching job"
 # a job page refreshes while in one
-LIVE_STATES = {"waiting", "delayed", "active", "paused", "rate_limited", "concurrency_limited"}
+LIVE_STATES = {"waiting", "delayed", "active", "paused", "rate_limited", "concurrency_limited",
+               "waiting-children"}
+FLOW_SHOWN = 200  # jobs of a flow a job page lists
 REFRESH_SECONDS = 3  # the overview's table; the charts refresh every 10 s (dashboard.js)
 
 View = Callable[..., HttpResponse]
@@ -238,7 +242,10 @@ def job_page(request: HttpRequest, name: str, job_id: str) -> HttpResponse:
         raise Http404(str(exc)) from None
     # a held job's state names the limit; its tab and actions are those of 'limited'
     tab = "limited" if info.state in gate.REASONS else info.state
+    flow = flows.get_flow(name, job_id, limit=FLOW_SHOWN) if (
+        info.parent or flow_store.has_children(name, job_id)) else None
     return render(request, "admin/dashboard/job.html", f"Job {job_id}", job=info, tab=tab,
+                 flow=flow,
                  payload=json.dumps(info.data, indent=2, ensure_ascii=False),
                  options=json.dumps(info.options, indent=2, ensure_ascii=False),
                  result=json.dumps(info.result, indent=2, ensure_ascii=False),

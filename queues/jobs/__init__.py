@@ -43,7 +43,7 @@ from queues.exceptions import (
     JobNotFound,
     JobValidationError,
 )
-from queues.jobs import producer
+from queues.jobs import failures, producer
 from queues.jobs.context import JobContext
 from queues.jobs.info import JobHandle, JobInfo, get_job
 from queues.jobs.task import JobTask
@@ -231,7 +231,7 @@ def cancel_job(queue: str, job_id: str, *, actor: str = "system") -> str:
         JobNotFound: no such job.
         InvalidJobState: it already completed, failed or was cancelled.
     """
-    ok, detail = store.cancel(queue, job_id)
+    ok, detail, failed_parents = store.cancel(queue, job_id)
     if not ok:
         if detail == "missing":
             raise JobNotFound(queue, job_id)
@@ -239,6 +239,8 @@ def cancel_job(queue: str, job_id: str, *, actor: str = "system") -> str:
                               "jobs can be cancelled")
     signals.announce(actor, "cancel_job", target_type="job", target_id=job_id, queue=queue,
                      job_id=job_id, outcome=detail)
+    # a child of a flow whose parent fails with it ('fail_parent'): dead-letter the parent
+    failures.failed_parents(failed_parents)
     return detail
 
 

@@ -70,3 +70,24 @@ class JobContext:
             if metadata:
                 entry["metadata"] = metadata
             store.append_log(self.queue, self.job_id, entry)
+
+    def children_results(self) -> dict[str, Any]:
+        """The results of this job's children that completed, by child job id.
+
+        For a parent of a flow (``queues.jobs.flows.enqueue_flow``), which runs once
+        every child ended; empty for any other job.
+        """
+        if not self.tracked:
+            return {}
+        from queues.store import flows
+
+        return flows.results(self.queue, self.job_id)
+
+    def children_failures(self) -> dict[str, dict[str, str]]:
+        """The children that failed or were cancelled with ``on_failure="ignore"``, by
+        child job id: ``{"state": "failed" | "cancelled", "error_type": ..., "error": ...}``."""
+        if not self.tracked:
+            return {}
+        from queues.store import flows
+
+        return flows.failures(self.queue, self.job_id)

@@ -49,6 +49,8 @@ class JobInfo:
     # failed_at (ms since the epoch), error_type, error
     attempt_log: list[dict[str, Any]] = field(default_factory=list)
     group: str | None = None  # its group for the queue's per-group limits
+    parent: tuple[str, str] | None = None  # (queue, id) of its parent in a flow
+    on_failure: str | None = None  # what its failure does to that parent
 
     @property
     def completed_at(self) -> datetime | None:
@@ -74,6 +76,8 @@ class JobInfo:
             logs=logs, traceback=rec.get("traceback"), worker=rec.get("worker") or None,
             attempt_log=json.loads(rec["attempt_log"]) if rec.get("attempt_log") else [],
             group=rec.get("group") or None,
+            parent=(rec["parent_queue"], rec["parent_id"]) if rec.get("parent_id") else None,
+            on_failure=rec.get("parent_policy") or None,
         )
 
 

@@ -219,14 +219,8 @@ def submit(task: JobDeclaration, items: Sequence[Any],
         RateLimited: a job with a ``client_id`` over MAX_JOBS_PER_MINUTE (seed §10.1).
         BackendUnavailable: Redis is unreachable.
     """
-    spec = registry.get(task.job_queue)
-    if spec.accepted_job_types is not None and task.job_name not in spec.accepted_job_types:
-        raise UnknownJobType(task.job_queue, task.job_name, spec.accepted_job_types)
     now = store.now_ms()
-    opts = options.resolve(
-        options.parse(call_options, where="call"), task.job_defaults,
-        spec.default_options, options.global_defaults(), now_ms=now,
-    )
+    spec, opts = _resolve(task, call_options, now)
     _check_single(opts, len(items))
     limit = settings.MAX_JOB_DATA_SIZE
     payloads = [encode_payload(task, data, limit=limit) for data in items]
@@ -248,6 +242,46 @@ def submit(task: JobDeclaration, items: Sequence[Any],
 
     created = store.enqueue(batch, chunks(), now=now)
     return [Submitted(job.job_id, flag) for job, flag in zip(jobs, created, strict=True)]
+
+
+def _resolve(task: JobDeclaration, call_options: dict[str, Any],
+             now: int) -> tuple[registry.QueueTypeSpec, options.ResolvedOptions]:
+    """The job's queue type and its options after precedence (DESIGN §8.12).
+
+    Raises:
+        QueueTypeNotFound, UnknownJobType, JobValidationError.
+    """
+    spec = registry.get(task.job_queue)
+    if spec.accepted_job_types is not None and task.job_name not in spec.accepted_job_types:
+        raise UnknownJobType(task.job_queue, task.job_name, spec.accepted_job_types)
+    opts = options.resolve(
+        options.parse(call_options, where="call"), task.job_defaults,
+        spec.default_options, options.global_defaults(), now_ms=now,
+    )
+    return spec, opts
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One job validated and built, not yet recorded: what ``submit`` would write."""
+
+    batch: store.JobBatch
+    job: store.NewJob
+    opts: options.ResolvedOptions
+
+
+def prepare(task: JobDeclaration, data: Any, call_options: dict[str, Any], *,
+            now: int) -> Prepared:
+    """Validate one job and build its record fields and message (a job of a flow).
+
+    Raises:
+        QueueTypeNotFound, UnknownJobType, JobValidationError, PayloadTooLarge.
+    """
+    spec, opts = _resolve(task, call_options, now)
+    payload = encode_payload(task, data, limit=settings.MAX_JOB_DATA_SIZE)
+    template = _template(task)
+    return Prepared(_batch(task, spec, opts, template, now), _new_job(template, opts, payload),
+                    opts)
 
 
 def _check_single(opts: options.ResolvedOptions, count: int) -> None:

@@ -23,6 +23,7 @@ SEARCH_CHUNK = 500
 # per state: the order shown, and what the index's score means there
 ORDER = {
     "waiting": "the order workers take them: priority 0 first, oldest first within one",
+    "waiting-children": "parents of flows waiting for their children, oldest first",
     "delayed": "due time, soonest first",
     "limited": "held by the queue's limits, in the order they go out: priority 0 first, "
                "oldest first within one (groups take turns)",

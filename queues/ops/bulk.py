@@ -95,9 +95,8 @@ def _change_priority(queue: str, job_id: str, actor: str, params: dict[str, Any]
     jobs.change_priority(queue, job_id, _priority(params), actor=actor)
 
 
-register(Action("cancel", "Cancel", "cancelled",
-                frozenset({"waiting", "delayed", "limited", "paused", "active"}), MANAGE,
-                _cancel))
+_NOT_ENDED = frozenset({"waiting-children", "waiting", "delayed", "limited", "paused", "active"})
+register(Action("cancel", "Cancel", "cancelled", _NOT_ENDED, MANAGE, _cancel))
 register(Action("promote", "Run now", "promoted", frozenset({"delayed"}), MANAGE, _promote))
 register(Action("priority", "Set priority", "given the new priority",
                 frozenset({"waiting", "delayed", "limited"}), MANAGE, _change_priority))

@@ -215,8 +215,8 @@ def destroy_queue(name: str, *, force: bool = False, actor: str = "system") -> i
 
     registry.get(name)
     counts = store_counts(name)
-    busy = {s: counts[s] for s in ("waiting", "delayed", "limited", "paused", "active")
-            if counts[s]}
+    busy = {s: counts[s] for s in ("waiting-children", "waiting", "delayed", "limited", "paused",
+                                   "active") if counts[s]}
     if busy and not force:
         raise QueueNotEmpty(name, busy)
     deleted = _delete_queue_keys(name)

@@ -472,13 +472,15 @@ def extend_locks(queue: str, owned: Sequence[tuple[str, str]]) -> int:
         return int(_script("extend_locks")(keys=[keys.state_index(queue, "active")], args=args))
 
 
-def cancel(queue: str, job_id: str) -> tuple[bool, str]:
+def cancel(queue: str, job_id: str) -> tuple[bool, str, str]:
+    """Cancel a job: (done, ``cancelled`` / ``requested`` or why not, the parents this
+    failed as JSON or "": ``queues.jobs.failures.failed_for_good`` reads it)."""
     script_keys = [keys.job(queue, job_id)] + [
         keys.state_index(queue, s) for s in ("waiting", "delayed", "cancelled", "paused")]
     with backend():
-        ok, detail = _script("cancel")(keys=script_keys,
-                                       args=[job_id, now_ms(), keys.queue_base(queue)])
-    return bool(ok), detail.decode()
+        reply = _script("cancel")(keys=script_keys, args=[job_id, now_ms(), keys.queue_base(queue),
+                                                          STATS_BUCKET_TTL_MS])
+    return bool(reply[0]), reply[1].decode(), reply[2].decode() if len(reply) > 2 else ""
 
 
 def change_priority(queue: str, job_id: str, *, priority: int, gen: int,

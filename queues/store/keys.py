@@ -18,8 +18,8 @@ from queues.conf import settings
 KOMBU_UNACKED = "unacked"
 KOMBU_UNACKED_INDEX = "unacked_index"
 
-STATES = ("waiting", "delayed", "limited", "active", "completed", "failed", "cancelled",
-          "paused")
+STATES = ("waiting-children", "waiting", "delayed", "limited", "active", "completed", "failed",
+          "cancelled", "paused")
 _MINUTE = "stats:m:"  # per-minute stats hashes: <queue base>stats:m:<minute number>
 
 

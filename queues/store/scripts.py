@@ -27,7 +27,8 @@ library and not a Redis 7 FUNCTION is written at the top of that file. Every fai
 attempt, retried or final, is noted in the record's ``attempt_log`` by ``note_attempt``
 (``note_attempt.lua``, prepended the same way). A queue's flow control (rate
 limits, concurrency, groups) is the library ``gate.lua``, prepended to every
-script that makes a job runnable, starts it or ends it.
+script that makes a job runnable, starts it or ends it; parent-child flows are
+``flow.lua``, prepended to every script that ends a job.
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ from pathlib import Path
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 
 # script -> the library files put before its own source, in this order
+_ENDS_A_JOB = ("note_attempt", "fail_job", "gate", "flow")
 PRELUDES: dict[str, tuple[str, ...]] = {
-    "claim": ("note_attempt", "fail_job", "gate"),
-    "finish": ("note_attempt", "fail_job", "gate"),
-    "recover": ("note_attempt", "fail_job", "gate"),
+    "claim": _ENDS_A_JOB,
+    "finish": _ENDS_A_JOB,
+    "recover": _ENDS_A_JOB,
+    "cancel": _ENDS_A_JOB,
+    "enqueue_flow": ("gate",),
     "retry": ("note_attempt", "gate"),
     **{name: ("gate",) for name in ("enqueue", "enqueue_dedup", "promote", "promote_job",
-                                     "cancel", "change_priority", "gate_return", "gate_pump")},
+                                     "change_priority", "gate_return", "gate_pump")},
 }
 
 

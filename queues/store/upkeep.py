@@ -14,7 +14,8 @@ from queues.store.replies import text
 
 # Held jobs ('limited') are left out: their index goes with their group's held set and the
 # ring (queues/store/lua/gate.lua), which only the gate's scripts change together.
-_INDEXED = ("waiting", "delayed", "active", "completed", "failed", "cancelled", "paused")
+_INDEXED = ("waiting-children", "waiting", "delayed", "active", "completed", "failed",
+            "cancelled", "paused")
 
 
 def repair_indexes(queue: str) -> dict[str, int]:

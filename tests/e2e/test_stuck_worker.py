@@ -7,8 +7,11 @@ the reader (this process), so the test overrides it here.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +25,7 @@ from queues.jobs import enqueue, enqueue_many
 from queues.ops import metrics
 from queues.ops.health import queue_health
 from tests.conftest import wait_for
+from tests.redis_plugin import free_port
 from workers import presence
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -70,3 +74,31 @@ def test_a_worker_whose_pool_is_stopped_is_reported_stuck_and_recovers(
         wait_for(lambda: presence.worker_status(w.id).status == "active", timeout=10)
         assert stuck_gauge() == 0 and restart_advice() == []
         assert worker.proc.poll() is None
+
+
+def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_worker_probe_fails_ready_while_the_worker_is_stuck(
+        builtin_queue_types: None, worker_process: Any) -> None:
+    port = free_port()
+    # The probe reads the worker's state in the worker: it gets the threshold by env.
+    worker = worker_process((Q,), pool="prefork", concurrency=1, name="probed", env={
+        **FAST, "WORKER_PROBE_PORT": str(port), "WORKER_STUCK_AFTER": str(STUCK_AFTER)})
+    wait_for(lambda: probe(port, "/ready")[0] == 200, timeout=20)
+    _, ready = probe(port, "/ready")
+    assert ready["status"] == "active" and ready["worker"].startswith("probed@")
+    assert probe(port, "/health") == (200, {"status": "ok", "worker": ready["worker"]})
+    assert probe(port, "/nope")[0] == 404
+    children = [p.pid for p in psutil.Process(worker.pid).children()]
+    with stopped(children):
+        enqueue_many(Q, "t-sleep", [{"tag": str(n)} for n in range(2)])
+        wait_for(lambda: probe(port, "/ready")[0] == 503, timeout=20)
+        assert probe(port, "/ready")[1]["status"] == "stuck"
+        assert probe(port, "/health")[0] == 200  # alive: restart it, it is not dead
+    wait_for(lambda: probe(port, "/ready")[0] == 200, timeout=20)

@@ -124,7 +124,9 @@ def test_a_real_beat_enqueues_through_the_coordinator(
         wait_for(lambda: r.zcard(keys.state_index("maintenance", "waiting")) >= 2, timeout=30)
     finally:
         beat.terminate()
-        beat.wait(20)
+        # Beat syncs its schedule to SQL on SIGTERM; on SQLite that can wait out a lock
+        # (the 20 s busy timeout of coordinator_project.settings) before it exits.
+        beat.wait(60)
     ids = texts(r.zrange(keys.state_index("maintenance", "waiting"), 0, -1))
     assert all(i.startswith("recurring:") for i in ids), ids
     assert get_job("maintenance", ids[0]).name == "clean-queue"

@@ -50,6 +50,8 @@ if why then
     now = now, name = redis.call('HGET', KEYS[1], 'name'), stats = KEYS[5], index = KEYS[4],
     bucket = KEYS[9], ttl = ARGV[6], untimed = true,
     details = {'failed_reason', 'expired', 'error_type', 'JobExpired', 'error', why}})
+  record = flow_reply(record, flow_settle(KEYS[1], ARGV[1], now, ARGV[6], 'failed',
+                                          'JobExpired', why))
   table.insert(record, 1, 2)
   return record
 end

@@ -42,10 +42,15 @@ if redis.call('EXISTS', KEYS[7]) == 1 then
   redis.call('HINCRBY', KEYS[7], state == 'completed' and 'processed' or 'failed', 1)
 end
 local record
+local given = {}  -- the stored fields: result, or error details
+for i = 7, #ARGV, 2 do given[ARGV[i]] = ARGV[i + 1] end
 if state == 'failed' then
   record = fail_job(KEYS[1], id, {
     now = now, name = cur[7], stats = KEYS[5], index = keep ~= 0 and KEYS[4],
     bucket = KEYS[6], ttl = ARGV[6], details = {unpack(ARGV, 7)}})
+  -- a child of a flow: its parent learns of it in this script (flow.lua)
+  record = flow_reply(record, flow_settle(KEYS[1], id, now, ARGV[6], 'failed',
+                                          given.error_type, given.error))
 else
   if #ARGV > 6 then
     redis.call('HSET', KEYS[1], unpack(ARGV, 7))
@@ -56,17 +61,21 @@ else
   redis.call('HINCRBY', KEYS[5], state .. '|' .. cur[7], 1)
   redis.call('HINCRBY', KEYS[6], state, 1)
   redis.call('PEXPIRE', KEYS[6], ARGV[6])
+  flow_settle(KEYS[1], id, now, ARGV[6], 'completed', given.result or 'null')
   record = 1
 end
 if keep == 0 then
-  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[1] .. ':children', KEYS[1] .. ':results',
+             KEYS[1] .. ':failures')
   return record
 end
 if keep > 0 then
   local excess = redis.call('ZCARD', KEYS[4]) - keep
   if excess > 0 then
     for _, old in ipairs(redis.call('ZRANGE', KEYS[4], 0, excess - 1)) do
-      redis.call('DEL', base .. 'job:' .. old, base .. 'job:' .. old .. ':logs')
+      local old_key = base .. 'job:' .. old
+      redis.call('DEL', old_key, old_key .. ':logs', old_key .. ':children',
+                 old_key .. ':results', old_key .. ':failures')
     end
     redis.call('ZREMRANGEBYRANK', KEYS[4], 0, excess - 1)
   end

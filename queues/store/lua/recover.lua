@@ -28,6 +28,8 @@ if count > tonumber(cur[5]) then
     ttl = ARGV[9], untimed = true,
     details = {'failed_reason', 'stalled', 'error_type', 'JobStalled',
                'error', 'job stalled more than maxStalledCount times (worker lost)'}})
+  record = flow_reply(record, flow_settle(KEYS[1], id, now, ARGV[9], 'failed', 'JobStalled',
+                                          'job stalled more than maxStalledCount times'))
   table.insert(record, 1, 2)
   return record
 end
