@@ -158,9 +158,36 @@ _redis_auth = f":{quote(REDIS_PASSWORD, safe='')}@" if REDIS_PASSWORD else ""
 REDIS_URL = os.environ.get("REDIS_URL") or (
     f"redis://{_redis_auth}{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
 )
+# Redis Sentinel (availability): with REDIS_SENTINELS (host:port, comma-separated) and
+# REDIS_SENTINEL_MASTER, every process asks the sentinels for the master (the broker
+# through kombu's Sentinel channel, the job store through redis-py's Sentinel) and
+# follows a failover; REDIS_URL then gives only the password and database number.
+REDIS_SENTINELS = _env_list("REDIS_SENTINELS", "")
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "")
+REDIS_SENTINEL_PASSWORD = os.environ.get("REDIS_SENTINEL_PASSWORD", "")
+if REDIS_SENTINELS and not REDIS_SENTINEL_MASTER:
+    raise ValueError("REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not: name the "
+                     "master the sentinels monitor")
+
+
+def _host_port(item: str) -> tuple[str, int]:
+    host, sep, port = item.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"REDIS_SENTINELS: {item!r} is not host:port")
+    return host.strip("[]"), int(port)
 
 # --- The coordinator (read through queues.conf) -------------------------------
 COORDINATOR_REDIS_URL = REDIS_URL
+COORDINATOR_REDIS_SENTINELS = tuple(_host_port(item) for item in REDIS_SENTINELS)
+COORDINATOR_REDIS_SENTINEL_MASTER = REDIS_SENTINEL_MASTER
+COORDINATOR_REDIS_SENTINEL_PASSWORD = REDIS_SENTINEL_PASSWORD
+# "replica": an enqueue returns only once one replica has the job (Redis WAIT), so an
+# acknowledged job survives a failover; "primary" (default): once the primary has it.
+COORDINATOR_ENQUEUE_DURABILITY = os.environ.get("ENQUEUE_DURABILITY", "primary")
+if COORDINATOR_ENQUEUE_DURABILITY not in ("primary", "replica"):
+    raise ValueError(f"ENQUEUE_DURABILITY must be 'primary' or 'replica', not "
+                     f"{COORDINATOR_ENQUEUE_DURABILITY!r}")
+COORDINATOR_ENQUEUE_REPLICA_TIMEOUT = _env_int("ENQUEUE_REPLICA_TIMEOUT", 1000)  # ms
 COORDINATOR_REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "photo-queue:")
 # Job defaults (seed §11.2): the lowest level of option precedence.
 COORDINATOR_DEFAULT_JOB_ATTEMPTS = _env_int("DEFAULT_JOB_ATTEMPTS", 3)
@@ -202,11 +229,17 @@ JOB_MODULES = _env_list("JOB_MODULES", "coordinator_project.sample_jobs")
 
 # --- Celery (CELERY_* namespace) ---------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
+if REDIS_SENTINELS:  # kombu's Sentinel channel: one sentinel:// URL per sentinel
+    CELERY_BROKER_URL = ";".join(
+        f"sentinel://{_redis_auth}{host}:{port}/{REDIS_DB}"
+        for host, port in COORDINATOR_REDIS_SENTINELS)
 # kombu's Redis transport with a safe close after a lost connection and a
 # quarantine for fetched items that are not messages (queues/store/transport.py).
 # BROKER_TRANSPORT=redis selects kombu's own (to check whether a kombu upgrade
 # fixed what queues/store/transport.py patches: tests/e2e/test_broker_faults.py).
-CELERY_BROKER_TRANSPORT = os.environ.get("BROKER_TRANSPORT", "queues.store.transport:Transport")
+CELERY_BROKER_TRANSPORT = os.environ.get("BROKER_TRANSPORT", (
+    "queues.store.transport:SentinelTransport" if REDIS_SENTINELS
+    else "queues.store.transport:Transport"))
 # The job record in Redis is the result store: no Celery result backend.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -239,6 +272,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "health_check_interval": 10,
     "retry_on_timeout": True,
 }
+if REDIS_SENTINELS:
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+    if REDIS_SENTINEL_PASSWORD:
+        CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"password": REDIS_SENTINEL_PASSWORD}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2,
 }

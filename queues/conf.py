@@ -27,6 +27,12 @@ class Settings(LazySettings):
     """Defaults of every ``COORDINATOR_<NAME>`` setting, read on access."""
 
     REDIS_URL: str = "redis://localhost:6379/0"
+    # Redis Sentinel: (host, port) of each sentinel and the master's name; () for none.
+    REDIS_SENTINELS: tuple[tuple[str, int], ...] = ()
+    REDIS_SENTINEL_MASTER: str = ""
+    REDIS_SENTINEL_PASSWORD: str = ""
+    ENQUEUE_DURABILITY: str = "primary"  # or "replica": WAIT for one replica
+    ENQUEUE_REPLICA_TIMEOUT: int = 1000  # ms
     REDIS_KEY_PREFIX: str = "photo-queue:"
     DEFAULT_JOB_ATTEMPTS: int = 3
     DEFAULT_JOB_BACKOFF_DELAY: int = 2000

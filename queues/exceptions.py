@@ -5,6 +5,7 @@
     CoordinatorError
     ├── ConfigurationError
     ├── BackendUnavailable                 (wraps redis.ConnectionError)
+    │   └── NotReplicated                  (ENQUEUE_DURABILITY=replica, no replica in time)
     ├── QueueError
     │   ├── QueueTypeNotFound
     │   ├── QueueTypeAlreadyRegistered
@@ -58,6 +59,16 @@ class ConfigurationError(CoordinatorError):
 
 class BackendUnavailable(CoordinatorError):
     """Redis (the job store and broker) could not be reached."""
+
+
+class NotReplicated(BackendUnavailable):
+    """ENQUEUE_DURABILITY=replica and no replica confirmed the enqueue in time."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        super().__init__(
+            f"no replica confirmed the enqueue within {timeout_ms} ms "
+            "(ENQUEUE_DURABILITY=replica): the job is recorded on the primary and may not "
+            "survive a failover; enqueueing it again with the same job_id is safe")
 
 
 class QueueError(CoordinatorError):

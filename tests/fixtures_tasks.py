@@ -116,6 +116,14 @@ def work(data: dict[str, Any], ctx: JobContext) -> int:
     return int(data.get("ms", 0))
 
 
+@job(RESILIENCE, "t-ledger", attempts=10, backoff={"type": "fixed", "delay": 200})
+def ledger(data: dict[str, Any], ctx: JobContext) -> None:
+    """Appends "<job id> <ms>" to the file ``data["ledger"]``: a record of runs kept
+    outside Redis, for tests that fail Redis over."""
+    with open(data["ledger"], "a", encoding="utf-8") as out:
+        out.write(f"{ctx.job_id} {store.now_ms()}\n")
+
+
 def gathered_key(job_id: str) -> str:
     """Where a ``t-gather`` parent notes what it saw of its children."""
     return f"test:gathered:{job_id}"

@@ -51,6 +51,7 @@ class Readiness:
     """Each part checked (redis, database, migrations): ``ok`` or what is wrong."""
 
     checks: dict[str, str]
+    redis_role: str = "unknown"  # master, slave: the Redis this process talks to
 
     @property
     def failing(self) -> list[str]:
@@ -75,7 +76,7 @@ def readiness(deadline_s: float = READY_DEADLINE_S) -> Readiness:
         thread.join(max(0.0, end - time.monotonic()))
     found = dict(results)  # a snapshot: a late thread may still write
     return Readiness({part: found.get(part) or _missing(part, found, deadline_s)
-                      for part in PARTS})
+                      for part in PARTS}, redis_role=found.get("redis_role", "unknown"))
 
 
 def _spawn(check: Callable[[dict[str, str]], None], results: dict[str, str]) -> threading.Thread:
@@ -93,7 +94,7 @@ def _missing(part: str, found: dict[str, str], deadline_s: float) -> str:
 
 
 def _check_redis(results: dict[str, str]) -> None:
-    results["redis"] = store.ping(REDIS_TIMEOUT_S)
+    results["redis"], results["redis_role"] = store.ping(REDIS_TIMEOUT_S)
 
 
 def _check_database(results: dict[str, str]) -> None:
@@ -175,7 +176,7 @@ def liveness_view(request: HttpRequest) -> HttpResponse:
 def readiness_view(request: HttpRequest) -> HttpResponse:
     report = readiness()
     body = {"status": "ready" if report.ready else "unavailable",
-            "failing": report.failing, "checks": report.checks}
+            "failing": report.failing, "checks": report.checks, "redis_role": report.redis_role}
     return JsonResponse(body, status=200 if report.ready else 503)
 
 

@@ -53,7 +53,7 @@ def now_ms() -> int:
 
 class _Connection(threading.local):
     pid: int = -1
-    url: str = ""
+    url: Any = ""  # what the client was made for: the URL, and the sentinels when set
     client: redis.Redis
     held: AbstractConnection | None = None  # the scripts' own connection (``_script``)
 
@@ -61,35 +61,84 @@ class _Connection(threading.local):
 _conn = _Connection()
 
 
+def connect(**options: Any) -> redis.Redis:
+    """A new Redis client for the job store: ``REDIS_URL``'s server, or with
+    ``REDIS_SENTINELS`` the master the sentinels name, followed across a failover
+    (redis-py's ``Sentinel.master_for``: each new connection asks the sentinels, and
+    one to a master that was demoted fails as a connection error and reconnects).
+
+    ``options`` are the connections' (timeouts, retry).
+    """
+    if not settings.REDIS_SENTINELS:
+        return redis.Redis.from_url(settings.REDIS_URL, **options)
+    from redis.sentinel import Sentinel
+
+    target = redis.connection.parse_url(settings.REDIS_URL)  # its password and db
+    sentinel_options = {k: v for k, v in options.items() if k.startswith("socket_")}
+    if settings.REDIS_SENTINEL_PASSWORD:
+        sentinel_options["password"] = settings.REDIS_SENTINEL_PASSWORD
+    sentinels = Sentinel(list(settings.REDIS_SENTINELS), sentinel_kwargs=sentinel_options)
+    return sentinels.master_for(
+        settings.REDIS_SENTINEL_MASTER, db=target.get("db", 0),
+        username=target.get("username"), password=target.get("password"), **options)
+
+
 def client() -> redis.Redis:
     """This thread's Redis client (a forked child never reuses its parent's)."""
-    url = settings.REDIS_URL
-    if _conn.pid != os.getpid() or _conn.url != url:
+    made_for = (settings.REDIS_URL, settings.REDIS_SENTINELS, settings.REDIS_SENTINEL_MASTER)
+    if _conn.pid != os.getpid() or _conn.url != made_for:
         if _conn.held is not None and _conn.pid == os.getpid():
             _conn.held.disconnect()  # the URL changed (a test's settings)
-        _conn.client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        _conn.client = connect(socket_timeout=10, socket_connect_timeout=5)
         _conn.held = None
-        _conn.pid, _conn.url = os.getpid(), url
+        _conn.pid, _conn.url = os.getpid(), made_for
     return _conn.client
 
 
-def ping(timeout_s: float) -> str:
-    """``"ok"``, or why Redis did not answer one PING within ``timeout_s`` (for probes).
+def ping(timeout_s: float) -> tuple[str, str]:
+    """(``"ok"`` or what is wrong, the server's role) of the Redis the job store talks to,
+    for probes: wrong when it does not answer one ``ROLE`` within ``timeout_s``, or
+    answers as a replica (a demoted master, or ``REDIS_URL`` naming one: it takes no
+    writes). The role is ``master``, ``slave``, or ``unknown`` when it did not answer.
 
     A client of its own that never retries: ``client()`` waits up to 10 s, and
     redis-py retries a timed-out command three times by default.
     """
-    probe = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout_s,
-                                 socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
+    probe = connect(socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                    retry=Retry(NoBackoff(), 0))
     try:
-        probe.ping()
+        role = text(probe.execute_command("ROLE")[0])
     except redis.TimeoutError:
-        return f"Redis did not answer within {timeout_s:g} s"
+        return f"Redis did not answer within {timeout_s:g} s", "unknown"
     except redis.RedisError as exc:
-        return f"Redis is unreachable: {exc}"
+        return f"Redis is unreachable: {exc}", "unknown"
     finally:
         probe.close()
-    return "ok"
+    if role != "master":
+        return f"Redis answers as a {role}, which takes no writes", role
+    return "ok", role
+
+
+def confirm_replicated() -> None:
+    """With ``ENQUEUE_DURABILITY=replica``: return once a replica has every write this
+    thread's script connection made (Redis ``WAIT 1``), so an acknowledged job survives
+    a failover.
+
+    Raises:
+        NotReplicated: no replica confirmed within ``ENQUEUE_REPLICA_TIMEOUT`` ms; the
+            jobs are recorded on the primary, and may or may not survive a failover.
+    """
+    if settings.ENQUEUE_DURABILITY != "replica":
+        return
+    from queues.exceptions import NotReplicated
+
+    timeout = settings.ENQUEUE_REPLICA_TIMEOUT
+    with backend():
+        conn = _held_connection()
+        conn.send_command("WAIT", 1, timeout)
+        confirmed = int(conn.read_response())
+    if confirmed < 1:
+        raise NotReplicated(timeout)
 
 
 class _Script:
@@ -255,6 +304,7 @@ def enqueue(batch: JobBatch, chunks: Iterable[Sequence[NewJob]], *, now: int) ->
 
     with backend():
         replies = _script("enqueue").pipelined(calls())
+    confirm_replicated()
     return [bool(flag) for flags in replies for flag in flags]
 
 
@@ -304,6 +354,8 @@ def enqueue_dedup(batch: JobBatch, job: NewJob, *, now: int, dedup: DedupKey,
                    keys.dedup(batch.queue, dedup.key)]
     with backend():
         status, job_id = _script("enqueue_dedup")(keys=script_keys, args=argv)
+    if status != DEDUP_STALE:
+        confirm_replicated()
     return int(status), text(job_id)
 
 

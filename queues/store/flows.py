@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from queues.store import _script, backend, client, keys, now_ms
+from queues.store import _script, backend, client, confirm_replicated, keys, now_ms
 from queues.store.replies import text
 
 
@@ -41,6 +41,7 @@ def record_flow(jobs: Sequence[FlowJob]) -> tuple[str, str] | None:
     with backend():
         reply = _script("enqueue_flow")(keys=[keys.known_queues()], args=argv)
     if reply[0] == 1:
+        confirm_replicated()
         return None
     base, job_id = text(reply[1]), text(reply[2])
     return next(q for q, b in bases.items() if b == base), job_id

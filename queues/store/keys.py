@@ -1,9 +1,12 @@
 """Every Redis key name the coordinator uses.
 
-Per-queue keys carry the queue name as a Redis Cluster hash tag (``{queue}``)
-so that one Lua script can touch all of a queue's keys; all keys start with
-``REDIS_KEY_PREFIX``. Celery's broker lists keep kombu's own names (the queue
-name, plus ``<sep><priority>`` for priorities above 0).
+Per-queue keys share a key base, ``<REDIS_KEY_PREFIX>{<queue>}:``, from which the
+Lua scripts derive job keys. The braces are Redis Cluster's hash-tag syntax, but the
+coordinator does not run on Redis Cluster: its scripts name keys they were not passed
+(job keys, a flow's parent in another queue, the worker hash, the known-queues set)
+and the broker lists keep kombu's own names (the queue name, plus
+``<sep><priority>`` for priorities above 0), and kombu's Redis transport has no
+Cluster support. A queue, its records and its broker lists live on one Redis.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The coordinator's broker transport: kombu's Redis transport with four fixes.
 
 Selected by ``CELERY_BROKER_TRANSPORT = "queues.store.transport:Transport"``; the
-broker URL stays ``redis://``. Everything not named here is kombu's own.
+broker URL stays ``redis://``. With Redis Sentinel, ``SentinelTransport`` applies the
+same fixes to kombu's Sentinel channel. Everything not named here is kombu's own.
 
 1. **A lost connection must not kill the worker.** With ``acks_late`` and a
    worker that has one pool slot busy and one free, a Redis restart runs, in
@@ -257,3 +258,16 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """The fixes above on kombu's Sentinel channel: the master comes from the sentinels
+    (``master_name``; one ``sentinel://`` URL per sentinel), and a connection to a master
+    that was demoted fails as a connection error, so Celery reconnects to the new one."""
+
+
+class SentinelTransport(Transport, kombu_redis.SentinelTransport):
+    """Selected when ``REDIS_SENTINELS`` is set (``coordinator_project.settings``);
+    kombu's default port for it, 26379, and the channel above."""
+
+    Channel = SentinelChannel

@@ -96,13 +96,6 @@ def test_web_starts_after_migrate_has_completed() -> None:
     assert depends["redis"] == depends["postgres"] == {"condition": "service_healthy"}
 
 
-def test_the_image_collects_static_files_after_copying_the_project() -> None:
-    steps = [line.strip() for line in SERVICES["web"]["build"]["dockerfile_inline"].splitlines()]
-    assert "RUN python manage.py collectstatic --noinput -v0" in steps
-    assert steps.index("RUN python manage.py collectstatic --noinput -v0") > steps.index(
-        "COPY . .")
-
-
 def test_allowed_hosts_are_explicit_and_name_the_seed_host() -> None:
     value = SERVICES["web"]["environment"]["DJANGO_ALLOWED_HOSTS"]
     assert value.startswith("${DJANGO_ALLOWED_HOSTS:-") and value.endswith("}")
