@@ -39,7 +39,7 @@ def test_ready_when_redis_database_and_migrations_are_fine(r: redis.Redis) -> No
     response = Client().get("/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "failing": [], "checks": {
-        "redis": "ok", "database": "ok", "migrations": "ok"}}
+        "redis": "ok", "database": "ok", "migrations": "ok"}, "redis_role": "master"}
 
 
 def test_ready_names_redis_when_it_is_unreachable() -> None:
@@ -48,6 +48,7 @@ def test_ready_names_redis_when_it_is_unreachable() -> None:
     body = response.json()
     assert response.status_code == 503 and body["failing"] == ["redis"]
     assert "Redis is unreachable" in body["checks"]["redis"]
+    assert body["redis_role"] == "unknown"
 
 
 @pytest.mark.django_db(transaction=True)
