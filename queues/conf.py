@@ -55,7 +55,6 @@ class Settings(LazySettings):
     WORKER_STALE_AFTER: int = 300000
     WORKER_STUCK_AFTER: int = 60000  # ms: a live worker taking no job while work waits
     WORKER_PROBE_PORT: int = 0  # a worker's /health and /ready (workers.probe); 0: none
-    WORKER_PROBE_HOST: str = ""
     REGISTRY_REFRESH_INTERVAL: int = 5000
     JOB_LOG_LIMIT: int = 1000
     JWT_SECRET: str = ""

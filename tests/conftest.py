@@ -103,6 +103,12 @@ def resilience_queue_type(*, stalled_interval_ms: int, max_stalled_count: int) -
 
 
 @pytest.fixture
+def resilience_queue_of_30s(db: None) -> Any:
+    """The ``resilience`` queue type with 30 s locks: tests that play the worker themselves."""
+    return resilience_queue_type(stalled_interval_ms=30000, max_stalled_count=1)
+
+
+@pytest.fixture
 def inprocess_worker(builtin_queue_types: None) -> Iterator[Callable[..., Any]]:
     """Start a solo Celery worker in a thread of this process (fast)."""
     from celery.contrib.testing.worker import start_worker

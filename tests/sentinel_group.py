@@ -41,7 +41,8 @@ def _wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
 class SentinelGroup:
     """Primary, replica and three sentinels; each a ``redis-server`` process of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, sentinel_password: str = "") -> None:
+        self.sentinel_password = sentinel_password  # the sentinels' requirepass, if any
         self.dir = Path(tempfile.mkdtemp(prefix="jq-sentinel-"))
         self.binary = shutil.which("redis-server") or "redis-server"
         self.primary_port, self.replica_port = free_port(), free_port()
@@ -65,8 +66,9 @@ class SentinelGroup:
 
     def ask(self, sentinel_port: int, *args: str) -> list[Any]:
         """A ``SENTINEL`` command's reply, unparsed (redis-py's parsers vary by command)."""
-        reply = self.client(sentinel_port).execute_command("SENTINEL", *args,
-                                                           NEVER_DECODE=True)
+        sentinel = redis.Redis(port=sentinel_port, socket_timeout=2, socket_connect_timeout=1,
+                               password=self.sentinel_password or None)
+        reply = sentinel.execute_command("SENTINEL", *args, NEVER_DECODE=True)
         return list(reply or [])
 
     def master_port(self) -> int:
@@ -103,7 +105,10 @@ class SentinelGroup:
                 f"sentinel monitor {MASTER} 127.0.0.1 {self.primary_port} 2\n"
                 f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                 f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
-                f"sentinel parallel-syncs {MASTER} 1\n")
+                f"sentinel parallel-syncs {MASTER} 1\n"
+                + (f"requirepass {self.sentinel_password}\n"
+                   f"sentinel sentinel-pass {self.sentinel_password}\n"
+                   if self.sentinel_password else ""))
             self._run(port, str(conf), "--sentinel")
         # Every sentinel knows the replica and the two others: a failover can be voted.
         for port in self.sentinel_ports:
@@ -139,8 +144,8 @@ class SentinelGroup:
 
 
 @contextmanager
-def sentinel_group() -> Iterator[SentinelGroup]:
-    group = SentinelGroup()
+def sentinel_group(sentinel_password: str = "") -> Iterator[SentinelGroup]:
+    group = SentinelGroup(sentinel_password)
     try:
         group.start()
         yield group

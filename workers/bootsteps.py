@@ -167,8 +167,7 @@ class CoordinatorStep(bootsteps.StartStopStep):
         from workers import probe
 
         if settings.WORKER_PROBE_PORT and self._probe is None:
-            self._probe = probe.serve(worker.hostname, settings.WORKER_PROBE_HOST,
-                                      settings.WORKER_PROBE_PORT)
+            self._probe = probe.serve(worker.hostname, settings.WORKER_PROBE_PORT)
 
     def _sync_limits(self) -> None:
         """Copy the served queues' limits from SQL to Redis (a Redis that lost its data)."""

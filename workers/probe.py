@@ -9,7 +9,7 @@ balancer, served from the worker's main process when ``WORKER_PROBE_PORT`` is se
   cure for the freeze a Celery consumer can fall into after a broker reconnect.
 
 Answers are JSON; the server is a daemon thread of the standard library's
-``ThreadingHTTPServer`` bound to ``WORKER_PROBE_HOST`` (default all interfaces).
+``ThreadingHTTPServer`` on every interface (a Kubernetes probe comes from the node).
 """
 
 from __future__ import annotations
@@ -64,11 +64,11 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("probe %s", format % args)
 
 
-def serve(hostname: str, host: str, port: int) -> ThreadingHTTPServer:
-    """Start answering probes for ``hostname`` on ``host:port`` in a daemon thread."""
+def serve(hostname: str, port: int) -> ThreadingHTTPServer:
+    """Start answering probes for ``hostname`` on ``port`` in a daemon thread."""
     handler = type("ProbeHandler", (_Handler,), {"hostname": hostname})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = ThreadingHTTPServer(("", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="jq-probe", daemon=True).start()
-    logger.info("worker probe on %s:%s (/health, /ready)", host or "*", port)
+    logger.info("worker probe on port %s (/health, /ready)", port)
     return server

@@ -182,7 +182,7 @@ def get_flow(queue: str, job_id: str, *, limit: int = MAX_FLOW_JOBS) -> FlowNode
     """
     budget = [limit]
 
-    def node(q: str, i: str, on_failure: str | None) -> FlowNode:
+    def node(q: str, i: str) -> FlowNode:
         info = get_job(q, i)
         budget[0] -= 1
         kids = []
@@ -190,15 +190,14 @@ def get_flow(queue: str, job_id: str, *, limit: int = MAX_FLOW_JOBS) -> FlowNode
             if budget[0] <= 0:
                 break
             try:
-                policy = store.fields(child_queue, child_id, "parent_policy")[0]
-                kids.append(node(child_queue, child_id, policy))
+                kids.append(node(child_queue, child_id))
             except JobNotFound:
                 continue  # trimmed by retention since
         pending = store.fields(q, i, "pending")[0] if info.state == "waiting-children" else None
-        return FlowNode(info, on_failure, tuple(kids), int(pending or 0))
+        return FlowNode(info, info.on_failure, tuple(kids), int(pending or 0))
 
     registry.get(queue)
-    return node(queue, job_id, store.fields(queue, job_id, "parent_policy")[0])
+    return node(queue, job_id)
 
 
 def cancel_flow(queue: str, job_id: str, *, actor: str = "system") -> int:

@@ -85,7 +85,8 @@ def connect(**options: Any) -> redis.Redis:
 
 def client() -> redis.Redis:
     """This thread's Redis client (a forked child never reuses its parent's)."""
-    made_for = (settings.REDIS_URL, settings.REDIS_SENTINELS, settings.REDIS_SENTINEL_MASTER)
+    made_for = (settings.REDIS_URL, settings.REDIS_SENTINELS, settings.REDIS_SENTINEL_MASTER,
+                settings.REDIS_SENTINEL_PASSWORD)
     if _conn.pid != os.getpid() or _conn.url != made_for:
         if _conn.held is not None and _conn.pid == os.getpid():
             _conn.held.disconnect()  # the URL changed (a test's settings)

@@ -1,7 +1,7 @@
 """Parent-child flows in the scripts: recording, settling each child, letting the parent out.
 
-As in ``test_limits``, the test plays the worker (``start`` / ``finish``), so each
-transition runs on a real Redis without a worker's timing in the way.
+The test plays the worker (``tests.integration.worker_steps``), so each transition runs
+on a real Redis without a worker's timing in the way.
 """
 
 from __future__ import annotations
@@ -20,16 +20,11 @@ from queues.jobs.flows import FlowJob, cancel_flow, enqueue_flow, get_flow
 from queues.ops import limits
 from queues.store import keys
 from tests import fixtures_tasks as t
-from tests.conftest import bearer, resilience_queue_type
-from tests.integration.test_limits import finish, pop, start
+from tests.conftest import bearer
+from tests.integration.worker_steps import finish, pop, start
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("resilience_queue_of_30s")]
 R = t.RESILIENCE
-
-
-@pytest.fixture(autouse=True)
-def resilience(db: None) -> Any:
-    return resilience_queue_type(stalled_interval_ms=30000, max_stalled_count=1)
 
 
 def work(n: int, **kw: Any) -> FlowJob:
@@ -179,6 +174,15 @@ def test_a_flow_is_recorded_whole_or_not_at_all(r: redis.Redis) -> None:
             enqueue_flow(*bad)
     with pytest.raises(QueueTypeNotFound):
         enqueue_flow(work(0), [FlowJob("no-such-queue", "t-work")])
+    deep = work(17)
+    for n in range(16, 0, -1):
+        deep = work(n, children=[deep])
+    with pytest.raises(JobValidationError, match="at most 16 levels deep"):
+        enqueue_flow(deep)
+    with pytest.raises(JobValidationError, match="at most 10000 jobs, not 10001"):
+        enqueue_flow(work(0), [work(n) for n in range(10_000)])
+    with pytest.raises(JobValidationError, match="a flow is made of FlowJob"):
+        enqueue_flow(work(0), [{"queue": R, "name": "t-work"}])  # type: ignore[list-item]
     assert int(r.dbsize()) == known
 
 

@@ -1,8 +1,7 @@
 """Flow control in the scripts: rate limits, global concurrency, groups and round-robin.
 
-A test plays the worker: it pops messages as kombu does (the popping end, the
-highest priority first) and claims and finishes them through the store, so each
-transition runs on a real Redis without a worker's timing in the way.
+A test plays the worker (``tests.integration.worker_steps``), so each transition runs on
+a real Redis without a worker's timing in the way.
 """
 
 from __future__ import annotations
@@ -24,48 +23,11 @@ from queues.ops import limits
 from queues.ops.metrics import render
 from queues.store import gate, keys
 from tests import fixtures_tasks as t
-from tests.conftest import bearer, resilience_queue_type
+from tests.conftest import bearer
+from tests.integration.worker_steps import finish, run_in_turn, start
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("resilience_queue_of_30s")]
 R = t.RESILIENCE
-
-
-@pytest.fixture(autouse=True)
-def resilience(db: None) -> Any:
-    return resilience_queue_type(stalled_interval_ms=30000, max_stalled_count=1)
-
-
-def pop(r: redis.Redis) -> tuple[str, int] | None:
-    """The next message a worker would take: (job id, generation), or None."""
-    for key in broker_keys(current_app, R):
-        raw = r.rpop(key)
-        if isinstance(raw, bytes):
-            headers = json.loads(raw)["headers"]
-            return headers["jq_job"], int(headers["jq_gen"])
-    return None
-
-
-def start(r: redis.Redis, token: str = "tok") -> tuple[str, store.Claim]:
-    """Pop and claim the next message as a worker would."""
-    popped = pop(r)
-    assert popped is not None, "no message in the broker"
-    job_id, gen = popped
-    return job_id, store.claim(R, job_id, gen=gen, token=f"{token}-{job_id}", worker="w@test")
-
-
-def finish(job_id: str, token: str = "tok") -> None:
-    assert store.complete(R, job_id, token=f"{token}-{job_id}", worker="w@test", result="1")
-
-
-def run_in_turn(r: redis.Redis, count: int) -> list[str]:
-    """Start and finish ``count`` jobs one after the other; their ids in that order."""
-    order = []
-    for _ in range(count):
-        job_id, claim = start(r)
-        assert claim.claimed
-        order.append(job_id)
-        finish(job_id)
-    return order
 
 
 def in_broker(r: redis.Redis) -> int:

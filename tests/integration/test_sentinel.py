@@ -91,3 +91,16 @@ def test_a_process_pointed_at_a_replica_is_not_ready(group: SentinelGroup, clien
         assert resp.json()["redis_role"] == "slave" and "redis" in resp.json()["failing"]
     resp = client.get("/ready")
     assert resp.status_code == 200 and resp.json()["redis_role"] == "master"
+
+
+def test_sentinels_with_a_password_need_redis_sentinel_password(db: None) -> None:
+    resilience_queue_type(stalled_interval_ms=30000, max_stalled_count=1)
+    with sentinel_group(sentinel_password="s3ntinel") as running:
+        common = {"COORDINATOR_REDIS_SENTINELS": running.sentinels,
+                  "COORDINATOR_REDIS_SENTINEL_MASTER": MASTER,
+                  "COORDINATOR_REDIS_URL": f"redis://127.0.0.1:{running.primary_port}/0"}
+        with override_settings(**common, COORDINATOR_REDIS_SENTINEL_PASSWORD="s3ntinel"):
+            handle = enqueue(R, "t-work", {"n": 0})
+            assert get_job(R, handle.id).state == "waiting"
+        with override_settings(**common), pytest.raises(BackendUnavailable):
+            enqueue(R, "t-work", {"n": 1})
